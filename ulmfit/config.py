@@ -1,0 +1,275 @@
+"""Step 0 of the pipeline: every knob, as plain dataclasses with defaults in code.
+
+A stage (pretrain, finetune, classify) is configured by a `StageConfig`: the tokenizer, the AWD-LSTM and the
+training loop, each its own dataclass. Named presets (`tiny`, `small`, `paper`) are just instances. The
+resolved config is written as JSON into every output dir and checkpoint, so any stage rebuilds the exact model.
+
+Names, translated for readers of the papers and of the reference code:
+
+| ours                 | paper / awd-lstm-lm / fastai            |
+|----------------------|-----------------------------------------|
+| vocab_size           | V / ntoken / vocab_sz                   |
+| emb_size             | - / emsize, ninp / emb_sz               |
+| hidden_size          | - / nhid / n_hid                        |
+| dropout_embed        | p_E / dropoute / embed_p                |
+| dropout_input        | - / dropouti / input_p                  |
+| dropout_hidden       | - / dropouth / hidden_p                 |
+| dropout_weight       | - / wdrop / weight_p                    |
+| dropout_output       | - / dropout / output_p                  |
+| dropout_scale        | - / - / drop_mult                       |
+| ar_alpha, tar_beta   | alpha, beta (AWD-LSTM §4.6)             |
+| lr_decay_per_layer   | 2.6 (ULMFiT §3.2, discriminative LR)    |
+| stlr_cut_frac/ratio  | cut_frac, ratio (ULMFiT §3.2, eq. 3)    |
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field, fields, asdict
+
+from .errors import UlmfitError
+
+# Special-token ids are fixed for every tokenizer we train (pinned by tests/test_tokenizer.py).
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+DROPOUT_FIELDS = ("dropout_embed", "dropout_input", "dropout_hidden", "dropout_weight", "dropout_output")
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 30000
+    model_type: str = "unigram"          # unigram | bpe | word
+    pre_rules: bool = True               # fastai-style xxmaj/xxup/xxrep/xxwrep and HTML fixes
+    lowercase: bool = False              # pre_rules already lower-case through xxmaj/xxup markers
+    character_coverage: float = 0.9999
+    max_sentences: int = 2_000_000       # lines sampled to train SentencePiece (memory bound)
+
+
+@dataclass
+class ModelConfig:
+    """AWD-LSTM (Merity et al. 2017) sizes and dropouts. `vocab_size` comes from the tokenizer."""
+    vocab_size: int = 0
+    emb_size: int = 400
+    hidden_size: int = 1152
+    n_layers: int = 3
+    dropout_embed: float = 0.02
+    dropout_input: float = 0.25
+    dropout_hidden: float = 0.15
+    dropout_weight: float = 0.2
+    dropout_output: float = 0.1
+    dropout_scale: float = 1.0
+    tie_weights: bool = True
+    out_bias: bool = True
+    pad_id: int = PAD_ID
+
+    def dropout(self, name: str) -> float:
+        """The effective probability of one dropout: the field times `dropout_scale` (fastai's drop_mult)."""
+        if name not in DROPOUT_FIELDS:
+            raise KeyError(name)
+        return getattr(self, name) * self.dropout_scale
+
+
+@dataclass
+class TrainConfig:
+    """One training stage: LM pretraining, LM fine-tuning, or classifier training."""
+    batch_size: int = 64
+    bptt: int = 70
+    epochs: int = 1
+    max_steps: int = 0                   # >0: stop after this many optimiser steps (smoke runs)
+    lr: float = 1e-3                     # the peak LR (eta_max) of the top layer group
+    schedule: str = "stlr"               # stlr | one_cycle | constant
+    stlr_cut_frac: float = 0.1
+    stlr_ratio: float = 32.0
+    lr_decay_per_layer: float = 2.6      # eta_{l-1} = eta_l / 2.6
+    adam_beta1: float = 0.8              # fastai's ULMFiT scripts; the paper says 0.7
+    adam_beta2: float = 0.99
+    weight_decay: float = 0.01           # decoupled (AdamW)
+    clip: float = 0.4
+    ar_alpha: float = 2.0
+    tar_beta: float = 1.0
+    freeze_first_epoch: bool = False     # LM fine-tuning: train only the last layer group in epoch 1
+    backwards: bool = False              # train on the reversed token stream
+    # classifier-only fields (ignored by the LM stages)
+    strategy: str = "gradual"            # gradual | full | frozen | chain-thaw
+    max_len: int = 1400                  # BPT3C: tokens at the end of a document that feed the pooling
+    head_hidden: int = 50
+    head_dropout: float = 0.1            # dropout before the hidden linear layer (fastai ps[0])
+    head_dropout_final: float = 0.1      # dropout before the output layer
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    no_pretraining: bool = False
+    valid_frac: float = 0.1              # seeded validation split where a dataset has none
+    # run-level knobs
+    precision: str = "fp32"              # fp32 | bf16 | fp16
+    seed: int = 0
+    threads: int = 0                     # 0: leave torch's default
+
+
+@dataclass
+class StageConfig:
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageConfig":
+        return cls(**{name: _section_from_dict(kind, d.get(name, {})) for name, kind in SECTIONS.items()})
+
+
+SECTIONS = {"tokenizer": TokenizerConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _section_from_dict(cls, d: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise UlmfitError(f"unknown config field(s) {sorted(unknown)} in {cls.__name__}")
+    return cls(**d)
+
+
+# ---- presets --------------------------------------------------------------------------------------------
+# fastai's awd_lstm_lm_config / awd_lstm_clas_config dropouts, for the LM and the classifier respectively.
+LM_DROPOUTS = dict(dropout_embed=0.02, dropout_input=0.25, dropout_hidden=0.15, dropout_weight=0.2,
+                   dropout_output=0.1)
+CLAS_DROPOUTS = dict(dropout_embed=0.05, dropout_input=0.4, dropout_hidden=0.3, dropout_weight=0.5,
+                     dropout_output=0.4)
+
+_SIZES = {
+    "paper": dict(tok=30000, emb=400, hid=1152, layers=3),
+    "small": dict(tok=8000, emb=256, hid=768, layers=3),
+    "tiny": dict(tok=1000, emb=32, hid=64, layers=2),
+}
+
+_TRAIN = {
+    # stage -> preset -> TrainConfig overrides
+    "pretrain": {
+        "paper": dict(batch_size=64, bptt=70, epochs=10, lr=2e-3, schedule="one_cycle", precision="fp16"),
+        "small": dict(batch_size=64, bptt=70, epochs=3, lr=3e-3, schedule="one_cycle", precision="bf16"),
+        "tiny": dict(batch_size=16, bptt=20, epochs=1, lr=3e-3, schedule="one_cycle"),
+    },
+    "finetune": {
+        "paper": dict(batch_size=52, bptt=70, epochs=10, lr=1e-3, freeze_first_epoch=True),
+        "small": dict(batch_size=32, bptt=70, epochs=4, lr=2e-3, freeze_first_epoch=True, precision="bf16"),
+        "tiny": dict(batch_size=16, bptt=20, epochs=1, lr=3e-3),
+    },
+    "classify": {
+        "paper": dict(batch_size=48, bptt=70, epochs=5, lr=1e-2, clip=0.25, weight_decay=0.01),
+        "small": dict(batch_size=64, bptt=70, epochs=5, lr=1e-2, clip=0.25, precision="bf16"),
+        "tiny": dict(batch_size=16, bptt=20, epochs=3, lr=1e-2, max_len=200),
+    },
+}
+_DROPOUT_SCALE = {"pretrain": 1.0, "finetune": 0.3, "classify": 0.5}   # fastai's IMDb notebook drop_mult
+
+PRESET_NAMES = tuple(_SIZES)
+STAGES = tuple(_TRAIN)
+
+
+def preset(name: str, stage: str) -> StageConfig:
+    """The config for `stage` ("pretrain" | "finetune" | "classify") under preset `name`."""
+    if name not in _SIZES:
+        raise UlmfitError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+    if stage not in _TRAIN:
+        raise ValueError(f"unknown stage {stage!r}")
+    s = _SIZES[name]
+    dropouts = CLAS_DROPOUTS if stage == "classify" else LM_DROPOUTS
+    return StageConfig(
+        tokenizer=TokenizerConfig(vocab_size=s["tok"]),
+        model=ModelConfig(emb_size=s["emb"], hidden_size=s["hid"], n_layers=s["layers"],
+                          dropout_scale=_DROPOUT_SCALE[stage], **dropouts),
+        train=TrainConfig(**_TRAIN[stage][name]),
+    )
+
+
+# ---- typed overrides: --set field=value -------------------------------------------------------------------
+_CHOICES = {
+    "model_type": ("unigram", "bpe", "word"),
+    "schedule": ("stlr", "one_cycle", "constant"),
+    "strategy": ("gradual", "full", "frozen", "chain-thaw"),
+    "precision": ("fp32", "bf16", "fp16"),
+}
+
+
+def _convert(raw: str, current, name: str):
+    kind = type(current)
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            value = float(raw)
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind is float:
+            value = float(raw)             # an int like "1" is a fine float
+            if not math.isfinite(value):
+                raise UlmfitError(f"--set {name}={raw}: the value must be a finite number")
+            return value
+    except ValueError:
+        raise UlmfitError(f"--set {name}={raw}: expected a {kind.__name__}") from None
+    return raw
+
+
+def apply_overrides(config: StageConfig, overrides: list[str]) -> StageConfig:
+    """Apply `field=value` strings (bare `lr` or qualified `train.lr`), type-checked, to a copy of `config`."""
+    config = dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer),
+                                 model=dataclasses.replace(config.model), train=dataclasses.replace(config.train))
+    sections = {"tokenizer": config.tokenizer, "model": config.model, "train": config.train}
+    qualified = {f"{s}.{f.name}": (obj, f.name) for s, obj in sections.items() for f in fields(obj)}
+    for item in overrides:
+        if "=" not in item:
+            raise UlmfitError(f"--set expects field=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        matches = [q for q in qualified if q == key or q.split(".", 1)[1] == key]
+        if not matches:
+            names = list(qualified) + sorted({q.split(".", 1)[1] for q in qualified})
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise UlmfitError(f"unknown config field {key!r}{hint}")
+        if len(matches) > 1:
+            raise UlmfitError(f"config field {key!r} is ambiguous; write one of {', '.join(matches)}")
+        obj, name = qualified[matches[0]]
+        value = _convert(raw, getattr(obj, name), key)
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise UlmfitError(f"--set {key}={raw}: choose one of {', '.join(_CHOICES[name])}")
+        setattr(obj, name, value)
+    validate(config)
+    return config
+
+
+def validate(config: StageConfig) -> None:
+    """Reject values no run could use, with a message that names the field."""
+    m, t = config.model, config.train
+    for name in DROPOUT_FIELDS:
+        p = m.dropout(name)
+        if not 0.0 <= p < 1.0:
+            raise UlmfitError(f"{name} * dropout_scale = {p:g} is outside [0, 1)")
+    if m.dropout_scale < 0:
+        raise UlmfitError("dropout_scale must be >= 0")
+    positive = {"model.emb_size": m.emb_size, "model.hidden_size": m.hidden_size, "model.n_layers": m.n_layers,
+                "train.batch_size": t.batch_size, "train.bptt": t.bptt, "train.lr": t.lr,
+                "tokenizer.vocab_size": config.tokenizer.vocab_size, "train.stlr_ratio": t.stlr_ratio}
+    for name, value in positive.items():
+        if not value > 0:
+            raise UlmfitError(f"{name} must be > 0, got {value}")
+    if t.epochs < 0 or t.max_steps < 0:
+        raise UlmfitError("epochs and max_steps must be >= 0")
+    if not 0 < t.stlr_cut_frac < 1:
+        raise UlmfitError(f"stlr_cut_frac must be in (0, 1), got {t.stlr_cut_frac}")
+    if not (0 <= t.head_dropout < 1 and 0 <= t.head_dropout_final < 1 and 0 <= t.label_smoothing < 1):
+        raise UlmfitError("head dropouts and label_smoothing must be in [0, 1)")
+    if not 0 < t.valid_frac < 1:
+        raise UlmfitError(f"valid_frac must be in (0, 1), got {t.valid_frac}")
+    for name, choices in _CHOICES.items():
+        for obj in (config.tokenizer, m, t):
+            if hasattr(obj, name) and getattr(obj, name) not in choices:
+                raise UlmfitError(f"{name}={getattr(obj, name)!r}: choose one of {', '.join(choices)}")
