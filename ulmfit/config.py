@@ -101,6 +101,7 @@ class TrainConfig:
     no_pretraining: bool = False
     valid_frac: float = 0.1              # seeded validation split where a dataset has none
     # run-level knobs
+    save_every: int = 500                # optimiser steps between resume checkpoints (0: epoch ends only)
     precision: str = "fp32"              # fp32 | bf16 | fp16
     seed: int = 0
     threads: int = 0                     # 0: leave torch's default

@@ -1,0 +1,169 @@
+"""Saving and loading run dirs: `config.json` + `model.pt` (a state_dict) + the tokenizer. Nothing is pickled.
+
+A run dir (the output of `pretrain`, `finetune` or `classify`) holds:
+
+    config.json      the resolved StageConfig, the stage name, label names, the tokenizer's fingerprint
+    model.pt         the model's state_dict only (tensors), loaded with torch.load(weights_only=True)
+    tokenizer.model  the SentencePiece model, vocab.txt beside it
+    metrics.jsonl    one JSON object per evaluation (written by the training loop)
+    resume.pt        (while training) model + optimiser + schedule position + RNG states, for --resume
+
+Every write goes to a temp file in the same dir, is fsync'ed and then renamed over the target, so a crash
+mid-write never leaves a corrupt file under the real name.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import StageConfig
+from .errors import UlmfitError
+
+CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE, METRICS_FILE = "config.json", "model.pt", "resume.pt", "metrics.jsonl"
+TOKENIZER_FILE = "tokenizer.model"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
+    try:                                  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        os.fsync(dir_fd)
+        os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def save_tensors(path: Path, obj) -> None:
+    """torch.save `obj` (tensors, numbers, strings, lists, dicts only) atomically."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_tensors(path: Path, map_location="cpu"):
+    """torch.load with weights_only=True: a file that carries pickled code is refused, never executed."""
+    path = Path(path)
+    if not path.is_file():
+        raise UlmfitError(f"{path} is missing")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise UlmfitError(f"{path} is refused: it holds pickled objects that are not plain tensors "
+                          f"({first[:160]}); only state_dict checkpoints are loaded") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        raise UlmfitError(f"{path} is not a readable checkpoint (truncated or corrupt: "
+                          f"{str(e).splitlines()[0][:160]})") from None
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UlmfitError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UlmfitError(f"{path} is not valid JSON ({e})") from None
+
+
+def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Path, ...] = ()) -> Path:
+    """Create `out_dir`, refusing to mix two runs: a dir that holds another run needs --resume or --force."""
+    out_dir = Path(out_dir)
+    for other in protect:
+        if other is not None and out_dir.resolve() == Path(other).resolve():
+            raise UlmfitError(f"--out {out_dir} is the input run dir; choose a new out dir (inputs are never "
+                              "overwritten)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UlmfitError(f"--out {out_dir} exists and is not a directory")
+    occupied = out_dir.is_dir() and any((out_dir / f).exists() for f in (CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE))
+    if occupied and not (resume or force):
+        raise UlmfitError(f"{out_dir} already holds a run; pass --resume to continue it, --force to overwrite it, "
+                          "or choose another --out")
+    if resume and not (out_dir / RESUME_FILE).is_file() and not (out_dir / WEIGHTS_FILE).is_file():
+        raise UlmfitError(f"--resume: {out_dir} holds no checkpoint to resume from")
+    if force and occupied and not resume:
+        for name in (RESUME_FILE, METRICS_FILE):
+            (out_dir / name).unlink(missing_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UlmfitError(f"cannot create {out_dir}: {e.strerror}") from None
+    return out_dir
+
+
+def save_run(out_dir: Path, model: torch.nn.Module, config: StageConfig, stage: str, tokenizer,
+             extra: dict | None = None) -> None:
+    """Write config.json, model.pt and the tokenizer into `out_dir` (weights first, config last)."""
+    out_dir = Path(out_dir)
+    module = getattr(model, "module", model)                 # unwrap DistributedDataParallel
+    save_tensors(out_dir / WEIGHTS_FILE, {k: v.detach().cpu() for k, v in module.state_dict().items()})
+    tokenizer.save(out_dir)
+    meta = {"stage": stage, "config": config.to_dict(), "tokenizer_fingerprint": tokenizer.fingerprint(),
+            "ulmfit_version": _version(), **(extra or {})}
+    write_json(out_dir / CONFIG_FILE, meta)
+
+
+def load_run(run_dir: Path, stages: tuple[str, ...] | None = None):
+    """Read a run dir back: (meta, StageConfig, state_dict, tokenizer), checking that the pieces match."""
+    from .tokenizer import Tokenizer                         # local: tokenizer pulls in sentencepiece
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UlmfitError(f"model dir {run_dir} does not exist")
+    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE) if not (run_dir / f).is_file()]
+    if missing:
+        raise UlmfitError(f"model dir {run_dir} is missing {', '.join(missing)}; was the run finished?")
+    meta = read_json(run_dir / CONFIG_FILE)
+    if "config" not in meta or "stage" not in meta:
+        raise UlmfitError(f"{run_dir / CONFIG_FILE} is not a ulmfit run config")
+    if stages and meta["stage"] not in stages:
+        raise UlmfitError(f"{run_dir} holds a {meta['stage']} run; expected {' or '.join(stages)}")
+    config = StageConfig.from_dict(meta["config"])
+    tokenizer = Tokenizer.load(run_dir)
+    if meta.get("tokenizer_fingerprint") not in (None, tokenizer.fingerprint()):
+        raise UlmfitError(f"{run_dir / TOKENIZER_FILE} does not match the model it sits beside (its fingerprint "
+                          "differs from the one recorded at training time)")
+    if tokenizer.vocab_size != config.model.vocab_size:
+        raise UlmfitError(f"the tokenizer in {run_dir} has {tokenizer.vocab_size} tokens but the model expects "
+                          f"{config.model.vocab_size}")
+    state = load_tensors(run_dir / WEIGHTS_FILE)
+    if not isinstance(state, dict):
+        raise UlmfitError(f"{run_dir / WEIGHTS_FILE} does not hold a state_dict")
+    return meta, config, state, tokenizer
+
+
+def load_state_checked(module: torch.nn.Module, state: dict, source: Path) -> None:
+    """load_state_dict, turning key or shape mismatches into one readable line."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise UlmfitError(f"the weights in {source} do not fit the model in its config ({detail[:200]})") from None
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__

@@ -1,0 +1,138 @@
+"""What each CLI subcommand does, given parsed arguments. Each returns the dict printed as the last JSON line."""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from .cli import _data_spec, stage_config
+from .config import apply_overrides, preset
+from .errors import UlmfitError
+from .train import Interrupted
+
+
+def data(args) -> dict:
+    from . import datasets
+    if args.action == "list":
+        rows = datasets.list_datasets()
+        print(f"{'name':<13} {'kind':<9} {'size':>9}  licence")
+        for r in rows:
+            print(f"{r['name']:<13} {r['kind']:<9} {r['size_mb']:>7.1f}MB  {r['licence']}")
+        return {"datasets": [r["name"] for r in rows]}
+    path = datasets.fetch(args.name)
+    return {"dataset": args.name, "path": str(path)}
+
+
+def tokenizer(args) -> dict:
+    from .tokenizer import Tokenizer
+    if args.action == "encode":
+        tok = Tokenizer.load(args.dir)
+        ids = tok.encode(args.text)
+        pieces = [tok.id_to_piece(i) for i in ids] if hasattr(tok, "id_to_piece") else []
+        print(" ".join(pieces) if pieces else ids)
+        return {"ids": ids, "decoded": tok.decode(ids)}
+    from .pipeline import lm_documents
+    config = apply_overrides(preset(args.preset, "pretrain"), args.overrides)
+    docs = lm_documents(_data_spec(args))
+    tok = Tokenizer.train(docs["train"], config.tokenizer, args.out)
+    return {"out": str(args.out), "vocab_size": tok.vocab_size}
+
+
+def _guard(fn):
+    try:
+        return fn()
+    except Interrupted as e:
+        print(f"ulmfit: {e}", file=sys.stderr)
+        raise SystemExit(130 if e.signum == 2 else 143)
+
+
+def pretrain(args) -> dict:
+    from .pipeline import pretrain as run
+    config = stage_config(args, "pretrain")
+    return _guard(lambda: run(config, _data_spec(args), args.out, tokenizer_dir=args.tokenizer,
+                              resume=args.resume, force=args.force))
+
+
+def finetune(args) -> dict:
+    from .pipeline import finetune as run
+    config = stage_config(args, "finetune")
+    return _guard(lambda: run(config, args.pretrained, _data_spec(args), args.out, resume=args.resume,
+                              force=args.force))
+
+
+def classify(args) -> dict:
+    from .pipeline import classify as run
+    config = stage_config(args, "classify")
+    lm_dir = args.finetuned or args.pretrained
+    return _guard(lambda: run(config, lm_dir, _data_spec(args), args.out, resume=args.resume, force=args.force))
+
+
+def evaluate(args) -> dict:
+    from . import readers
+    from .inference import ensemble_proba
+    from .metrics import classification_report, format_report
+    if bool(args.dataset) == bool(args.data):
+        raise UlmfitError("pass exactly one of --dataset NAME or --data FILE")
+    if args.dataset:
+        from .pipeline import labelled_splits, DataSpec
+        splits = labelled_splits(DataSpec(dataset=args.dataset), seed=0, valid_frac=0.1)
+        if args.split not in splits:
+            raise UlmfitError(f"{args.dataset} has no {args.split} split")
+        texts, labels = splits[args.split]
+    else:
+        texts, labels = readers.read_labelled_file(args.data, list(args.text_col), args.label_col)
+    probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size)
+    unknown = sorted({str(lab) for lab in labels} - set(names))
+    if unknown:
+        raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "
+                          f"known labels: {names}")
+    index = {n: i for i, n in enumerate(names)}
+    report = classification_report([index[str(lab)] for lab in labels], probs.argmax(1).tolist(), names)
+    print(format_report(report))
+    return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"],
+            "models": [str(d) for d in args.dirs]}
+
+
+def predict(args) -> dict:
+    from . import readers
+    from .inference import ensemble_proba
+    dirs = [Path(d) for d in args.dirs if Path(d).is_dir()]
+    texts = [d for d in args.dirs if not Path(d).is_dir()]
+    if not dirs:
+        raise UlmfitError(f"no model dir among {args.dirs[:3]}: the first argument must be a classifier dir")
+    if args.file:
+        if texts:
+            raise UlmfitError("pass texts either as arguments or with --file, not both")
+        texts = list(readers.read_labelled_file(args.file, list(args.text_col), None)[0])
+    elif args.out:
+        raise UlmfitError("--out goes with --file")
+    if not texts:
+        raise UlmfitError("no texts to classify: pass them after the model dir(s) or use --file")
+    probs, names = ensemble_proba(dirs, texts, args.batch_size)
+    predictions = [{"label": names[int(p.argmax())], "probabilities": {n: round(float(q), 6) for n, q in zip(names, p)}}
+                   for p in probs]
+    if args.out:
+        _write_predictions(args.out, texts, predictions, names)
+        return {"out": str(args.out), "n": len(texts)}
+    for text, pred in zip(texts, predictions):
+        print(f"{pred['label']}\t{pred['probabilities'][pred['label']]:.4f}\t{text[:80]}")
+    return {"predictions": predictions}
+
+
+def _write_predictions(path: Path, texts, predictions, names) -> None:
+    from .checkpoint import atomic_write_bytes
+    import io
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text", "label"] + [f"p_{n}" for n in names])
+    for text, pred in zip(texts, predictions):
+        writer.writerow([text, pred["label"]] + [pred["probabilities"][n] for n in names])
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
+
+def generate(args) -> dict:
+    from .inference import generate as sample, load_language_model
+    model = load_language_model(args.dir)
+    text = sample(model, args.prompt, args.n_words, args.temperature, args.top_k, args.seed)
+    print(text)
+    return {"text": text}

@@ -1,0 +1,112 @@
+"""Using trained run dirs: classifier probabilities (with the forward + backward ensemble) and LM sampling.
+
+The ensemble (ULMFiT §3.3, "Bidirectional language model") averages the class probabilities of several classifier
+dirs — typically one trained on the forward stream and one on the backward stream; each dir's config says which
+way its model reads, so the texts are reversed for the backward one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .awd_lstm import LanguageModel, detach_hidden
+from .batching import ClassificationBatches
+from .classifier import TextClassifier
+from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from .errors import UlmfitError
+from .evaluate import predict_proba
+from .runtime import Runtime, setup_runtime
+
+
+def load_classifier(run_dir: Path, rt: Runtime | None = None) -> TextClassifier:
+    """A TextClassifier with its weights, `.tokenizer`, `.label_names` and `.config` attached, in eval mode."""
+    meta, config, state, tokenizer = ckpt.load_run(run_dir, stages=("classify",))
+    labels = meta.get("labels")
+    if not labels:
+        raise UlmfitError(f"{Path(run_dir) / ckpt.CONFIG_FILE} names no labels")
+    model = TextClassifier.from_config(config.model, len(labels), config.train)
+    ckpt.load_state_checked(model, state, Path(run_dir))
+    model.tokenizer, model.label_names, model.config = tokenizer, list(labels), config
+    return model.to((rt or setup_runtime()).device).eval()
+
+
+def load_language_model(run_dir: Path, rt: Runtime | None = None) -> LanguageModel:
+    """A LanguageModel with its weights, `.tokenizer` and `.stage_config` attached, in eval mode."""
+    meta, config, state, tokenizer = ckpt.load_run(run_dir, stages=("pretrain", "finetune"))
+    model = LanguageModel(config.model)
+    ckpt.load_state_checked(model, state, Path(run_dir))
+    model.tokenizer, model.stage_config = tokenizer, config
+    return model.to((rt or setup_runtime()).device).eval()
+
+
+def classifier_proba(model: TextClassifier, texts: list[str], batch_size: int = 64,
+                     rt: Runtime | None = None) -> np.ndarray:
+    """(N, C) probabilities of one loaded classifier for `texts`, batched by length internally."""
+    rt = rt or setup_runtime(device=str(next(model.parameters()).device))
+    empty = [i for i, t in enumerate(texts) if not str(t).strip()]
+    if empty:
+        raise UlmfitError(f"{len(empty)} empty text(s) (first at position {empty[0] + 1}); nothing to classify")
+    if not texts:
+        return np.zeros((0, len(model.label_names)), dtype=np.float32)
+    encoded = [model.tokenizer.encode_document(str(t)) for t in texts]
+    offsets = np.cumsum([0] + [len(e) for e in encoded])
+    ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(offsets[-1]))
+    batches = ClassificationBatches(ids, offsets, None, batch_size, shuffle=False, seed=0,
+                                    backwards=model.config.train.backwards)
+    return predict_proba(model, batches, rt, len(texts))
+
+
+def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64,
+                   rt: Runtime | None = None) -> tuple[np.ndarray, list[str]]:
+    """Average the probabilities of several classifier dirs, which must share their label names."""
+    rt = rt or setup_runtime()
+    total, names = None, None
+    for run_dir in run_dirs:
+        model = load_classifier(run_dir, rt)
+        if names is not None and model.label_names != names:
+            raise UlmfitError(f"{run_dir} has labels {model.label_names}, unlike {names} of {run_dirs[0]}; "
+                              "an ensemble needs the same labels")
+        names = model.label_names
+        probs = classifier_proba(model, texts, batch_size, rt)
+        total = probs if total is None else total + probs
+    return total / len(run_dirs), names
+
+
+@torch.no_grad()
+def generate(model: LanguageModel, prompt: str, n_words: int = 50, temperature: float = 0.8, top_k: int = 40,
+             seed: int = 0) -> str:
+    """Sample a continuation of `prompt`; temperature -> 0 gives greedy decoding (argmax at every step)."""
+    if temperature < 0 or top_k < 0 or n_words < 0:
+        raise UlmfitError("temperature, top_k and n_words must be >= 0")
+    tokenizer, device = model.tokenizer, next(model.parameters()).device
+    backwards = model.stage_config.train.backwards
+    prompt_ids = tokenizer.encode_document(prompt)
+    if prompt_ids and prompt_ids[-1] == EOS_ID:
+        prompt_ids = prompt_ids[:-1]           # continue the prompt's line rather than starting a new one
+    if backwards:
+        prompt_ids = prompt_ids[::-1]
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    banned = torch.tensor([PAD_ID, BOS_ID, UNK_ID])
+    out = model(torch.tensor([prompt_ids], device=device))
+    hidden, logits, new_ids = detach_hidden(out.hidden), out.logits[0, -1].float().cpu(), []
+    for _ in range(max(8, 6 * n_words)):
+        logits[banned] = -float("inf")
+        if temperature <= 1e-6:
+            next_id = int(logits.argmax())
+        else:
+            scaled = logits / temperature
+            if 0 < top_k < scaled.numel():
+                threshold = torch.topk(scaled, top_k).values[-1]
+                scaled = scaled.masked_fill(scaled < threshold, -float("inf"))
+            next_id = int(torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator))
+        new_ids.append(next_id)
+        if len(tokenizer.decode(new_ids).split()) > n_words:
+            new_ids.pop()
+            break
+        out = model(torch.tensor([[next_id]], device=device), hidden)
+        hidden, logits = out.hidden, out.logits[0, -1].float().cpu()
+    ids = list(prompt_ids) + new_ids
+    return tokenizer.decode(ids[::-1] if backwards else ids)

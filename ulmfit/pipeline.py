@@ -1,0 +1,300 @@
+"""Step 10: the three ULMFiT stages as plain functions, shared by the CLI, the Makefile, the notebooks and the tests.
+
+    pretrain(config, data, out)            general-domain LM (ULMFiT §3.1): tokenizer + AWD-LSTM on e.g. WikiText
+    finetune(config, pretrained, data, out)  target-task LM fine-tuning (§3.2): discriminative LR + STLR
+    classify(config, lm_dir, data, out)     classifier fine-tuning (§3.3): concat pooling, BPT3C, gradual unfreezing
+
+Each stage reads the previous stage's run dir and writes its own; an input dir is never overwritten.
+Every function returns a dict of results (the CLI prints it as the last line, in JSON).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .awd_lstm import LanguageModel
+from .batching import ClassificationBatches, LMBatches
+from .classifier import TextClassifier
+from .config import StageConfig, validate
+from .errors import UlmfitError
+from .evaluate import evaluate_lm, predict_proba
+from .metrics import classification_report
+from .runtime import Runtime, seed_everything, setup_runtime
+from .schedule import unfreeze_plan
+from .tasks import ClassifierTask, LMTask
+from .tokenizer import Tokenizer, load_corpus
+from .train import Stage, fit
+
+ARCH_FIELDS = ("vocab_size", "emb_size", "hidden_size", "n_layers", "tie_weights", "out_bias", "pad_id")
+
+
+@dataclass
+class DataSpec:
+    """Where a stage's text comes from: a registry dataset, or the user's own files."""
+    dataset: str | None = None
+    train: list[str] = field(default_factory=list)
+    valid: str | None = None
+    test: str | None = None
+    text_cols: list[str] = field(default_factory=lambda: ["text"])
+    label_col: str = "label"
+
+    def describe(self) -> str:
+        return self.dataset or ",".join(self.train)
+
+
+# ---- data -------------------------------------------------------------------------------------------------
+def lm_documents(data: DataSpec) -> dict[str, list[str]]:
+    """LM corpus splits (train, valid[, test]) as lists of documents."""
+    from . import datasets, readers
+    if data.dataset:
+        if data.dataset not in datasets.DATASETS:
+            raise UlmfitError(f"unknown dataset {data.dataset!r}; `ulmfit data list` shows the choices")
+        if datasets.DATASETS[data.dataset].kind == "lm":
+            return {k: list(v) for k, v in datasets.load_lm_corpus(data.dataset).items()}
+        splits = datasets.load_labelled(data.dataset)
+        docs = {"train": list(splits["train"][0]), "valid": list(splits["valid"][0])}
+        unsup = datasets.load_unlabelled(data.dataset) if hasattr(datasets, "load_unlabelled") else []
+        docs["train"] += list(unsup)       # e.g. IMDb's 50k unlabelled reviews count for LM fine-tuning
+        return docs
+    if not data.train:
+        raise UlmfitError("no training data: pass --dataset NAME or --train FILE")
+    train = [d for path in data.train for d in _read_any_text(Path(path), data)]
+    if data.valid:
+        valid = _read_any_text(Path(data.valid), data)
+    else:                                  # a seeded 10% of the documents
+        order = np.random.default_rng(0).permutation(len(train))
+        cut = max(1, len(train) // 10)
+        valid, train = [train[i] for i in order[:cut]], [train[i] for i in order[cut:]]
+    return {"train": train, "valid": valid}
+
+
+def _read_any_text(path: Path, data: DataSpec) -> list[str]:
+    from . import readers
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl") or path.is_dir():
+        texts, _ = readers.read_labelled_file(path, data.text_cols, None)
+        return list(texts)
+    return list(readers.read_text_files([path]))
+
+
+def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, tuple[list[str], list[str]]]:
+    """train / valid / test as (texts, labels); valid is carved from train (seeded) when the data has none."""
+    from . import datasets, readers
+    if data.dataset:
+        if data.dataset not in datasets.DATASETS or datasets.DATASETS[data.dataset].kind == "lm":
+            raise UlmfitError(f"{data.dataset!r} is not a labelled dataset; `ulmfit data list` shows the choices")
+        return datasets.load_labelled(data.dataset, seed=seed)
+    if not data.train:
+        raise UlmfitError("no training data: pass --dataset NAME or --train FILE --text-col C --label-col C")
+    read = lambda p: readers.read_labelled_file(Path(p), data.text_cols, data.label_col)  # noqa: E731
+    texts, labels = [], []
+    for path in data.train:
+        t, y = read(path)
+        texts += list(t)
+        labels += [str(v) for v in y]
+    splits = {}
+    if data.valid:
+        splits["train"], splits["valid"] = (texts, labels), tuple(map(list, read(data.valid)))
+    else:
+        order = np.random.default_rng(seed).permutation(len(texts))
+        cut = max(1, int(round(len(texts) * valid_frac)))
+        pick = lambda idx: ([texts[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
+        splits["valid"], splits["train"] = pick(order[:cut]), pick(order[cut:])
+    if data.test:
+        splits["test"] = tuple(map(list, read(data.test)))
+    return splits
+
+
+def count_words(documents: list[str]) -> int:
+    """Whitespace-separated words plus one end-of-line per line: the WikiText per-word convention."""
+    return sum(len(line.split()) + 1 for doc in documents for line in doc.split("\n"))
+
+
+def _encode(tokenizer: Tokenizer, documents: list[str], prefix: Path, desc: str):
+    processes = 2 if len(documents) > 2000 and (os.cpu_count() or 1) > 1 else 1
+    return tokenizer.encode_corpus(documents, prefix, processes=processes, desc=desc)
+
+
+def _lm_batches(ids, offsets, cfg, rt: Runtime, shuffle: bool, batch_size: int | None = None):
+    return LMBatches(ids, offsets, batch_size or cfg.batch_size, cfg.bptt, shuffle=shuffle, seed=cfg.seed,
+                     backwards=cfg.backwards, variable_length=shuffle, rank=rt.rank, world_size=rt.world_size)
+
+
+def _runtime(config: StageConfig, rt: Runtime | None) -> Runtime:
+    rt = rt or setup_runtime(config.train.precision, config.train.threads)
+    seed_everything(config.train.seed + 1000 * rt.rank)          # per-rank dropout masks
+    return rt
+
+
+# ---- stage 1 and 2: language models -------------------------------------------------------------------------
+def pretrain(config: StageConfig, data: DataSpec, out_dir: Path, tokenizer_dir: Path | None = None,
+             resume: bool = False, force: bool = False, rt: Runtime | None = None) -> dict:
+    """ULMFiT §3.1: train a tokenizer (unless given) and an AWD-LSTM LM on a general-domain corpus."""
+    validate(config)
+    out_dir = ckpt.prepare_out_dir(out_dir, resume, force)
+    rt = _runtime(config, rt)
+    docs = lm_documents(data)
+    if tokenizer_dir:
+        tokenizer = Tokenizer.load(tokenizer_dir)
+    elif resume and (out_dir / ckpt.TOKENIZER_FILE).is_file():
+        tokenizer = Tokenizer.load(out_dir)
+    else:
+        tokenizer = Tokenizer.train(docs["train"], config.tokenizer, out_dir)
+    tokenizer.save(out_dir)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size))
+    model = LanguageModel(config.model).to(rt.device)
+    n_groups = len(model.layer_groups())
+    stages = [Stage("all", config.train.epochs, list(range(n_groups)))]
+    return _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, "pretrain",
+                     {"corpus": data.describe()})
+
+
+def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir: Path, resume: bool = False,
+             force: bool = False, rt: Runtime | None = None) -> dict:
+    """ULMFiT §3.2: fine-tune a pretrained LM on the target texts with discriminative LR and STLR."""
+    meta, lm_config, state, tokenizer = ckpt.load_run(pretrained_dir, stages=("pretrain", "finetune"))
+    out_dir = ckpt.prepare_out_dir(out_dir, resume, force, protect=(pretrained_dir,))
+    config = inherit_architecture(config, lm_config)
+    rt = _runtime(config, rt)
+    model = LanguageModel(config.model)
+    ckpt.load_state_checked(model, state, Path(pretrained_dir))
+    model.to(rt.device)
+    docs = lm_documents(data)
+    n = len(model.layer_groups())
+    epochs = config.train.epochs
+    if config.train.freeze_first_epoch and epochs > 1:
+        stages = [Stage("last", 1, [n - 1]), Stage("all", epochs - 1, list(range(n)))]
+    else:
+        stages = [Stage("all", epochs, list(range(n)))]
+    return _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, "finetune",
+                     {"pretrained": str(pretrained_dir), "target": data.describe()}, measure_before=True)
+
+
+def inherit_architecture(config: StageConfig, lm_config: StageConfig) -> StageConfig:
+    """The architecture and tokenizer come from the run being loaded; dropouts and training from `config`."""
+    if lm_config.train.backwards != config.train.backwards:
+        raise UlmfitError(f"the loaded LM was trained with backwards={lm_config.train.backwards}; pass "
+                          f"--set backwards={str(lm_config.train.backwards).lower()} to match it")
+    arch = {f: getattr(lm_config.model, f) for f in ARCH_FIELDS}
+    config = dataclasses.replace(config, tokenizer=lm_config.tokenizer, model=dataclasses.replace(config.model, **arch))
+    validate(config)
+    return config
+
+
+def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage_name, extra,
+              measure_before=False) -> dict:
+    data_dir = out_dir / "data"
+    train_ids, train_off = _encode(tokenizer, docs["train"], data_dir / "train", "tokenize train")
+    valid_ids, valid_off = _encode(tokenizer, docs["valid"], data_dir / "valid", "tokenize valid")
+    cfg = config.train
+    train_batches = _lm_batches(train_ids, train_off, cfg, rt, shuffle=True)
+    valid_batches = _lm_batches(valid_ids, valid_off, cfg, rt, shuffle=False, batch_size=min(cfg.batch_size, 16))
+    if len(train_batches) == 0:
+        raise UlmfitError(f"the training corpus ({len(train_ids)} tokens) is too small for batch_size="
+                          f"{cfg.batch_size} x bptt={cfg.bptt}")
+    n_words = count_words(docs["valid"])
+    task = LMTask(train_batches, valid_batches, cfg, rt, n_valid_words=n_words)
+    result = {"stage": stage_name, "out": str(out_dir), "train_tokens": int(len(train_ids)),
+              "valid_tokens": int(len(valid_ids)), "valid_words": n_words, **extra}
+    if measure_before and not resume:
+        before = evaluate_lm(model, valid_batches, rt, n_words)
+        result.update({f"before_{k}": v for k, v in before.items()})
+        ckpt_log = {"kind": "before", **before}
+        if rt.is_main:
+            ckpt.write_json(out_dir / "before.json", ckpt_log)
+    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc=stage_name)
+    if rt.is_main:
+        ckpt.save_run(out_dir, model, config, stage_name, tokenizer, extra={**extra, "history": history})
+    if history:
+        result.update({k: v for k, v in history[-1].items() if k.startswith("valid")})
+    result["epochs_run"] = len(history)
+    return result
+
+
+# ---- stage 3: the classifier --------------------------------------------------------------------------------
+def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, resume: bool = False,
+             force: bool = False, rt: Runtime | None = None) -> dict:
+    """ULMFiT §3.3: a concat-pooling classifier on the fine-tuned encoder, trained with gradual unfreezing."""
+    meta, lm_config, state, tokenizer = ckpt.load_run(lm_dir, stages=("pretrain", "finetune"))
+    out_dir = ckpt.prepare_out_dir(out_dir, resume, force, protect=(lm_dir,))
+    config = inherit_architecture(config, lm_config)
+    cfg = config.train
+    rt = _runtime(config, rt)
+    splits = labelled_splits(data, cfg.seed, cfg.valid_frac)
+    label_names = label_vocabulary(splits["train"][1])
+    if len(label_names) < 2:
+        raise UlmfitError(f"the training labels hold a single class ({label_names[0]!r}); a classifier needs two "
+                          "or more")
+    encoded = {name: encode_labelled(tokenizer, texts, labels, label_names, out_dir / "data" / name, name)
+               for name, (texts, labels) in splits.items()}
+    model = TextClassifier.from_config(config.model, len(label_names), cfg)
+    if not cfg.no_pretraining:
+        model.load_encoder_state(state)
+    model.to(rt.device)
+    train_ids, train_off, train_y = encoded["train"]
+    train_batches = ClassificationBatches(train_ids, train_off, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                          backwards=cfg.backwards, rank=rt.rank, world_size=rt.world_size)
+    valid_batches = _eval_batches(encoded["valid"], cfg)
+    weights = None
+    if cfg.class_weights:                   # inverse frequency, normalised to mean 1
+        counts = np.bincount(train_y, minlength=len(label_names)).astype(np.float64)
+        weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+    task = ClassifierTask(train_batches, valid_batches, encoded["valid"][2], cfg, rt, weights)
+    n_groups = len(model.layer_groups())
+    stages = [Stage(f"{i + 1}:{'+'.join(model.layer_groups()[g][0] for g in groups[:1])}..", 1, list(groups))
+              for i, groups in enumerate(unfreeze_plan(n_groups, cfg.strategy, cfg.epochs))]
+    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc="classify")
+    result = {"stage": "classify", "out": str(out_dir), "labels": label_names, "lm_dir": str(lm_dir),
+              "strategy": cfg.strategy, "no_pretraining": cfg.no_pretraining,
+              "n_train": len(train_y), "n_valid": len(encoded["valid"][2])}
+    if history:
+        result.update({k: v for k, v in history[-1].items() if k.startswith("valid")})
+    if "test" in encoded:
+        ids, off, y = encoded["test"]
+        probs = predict_proba(model, _eval_batches(encoded["test"], cfg), rt, len(y))
+        report = classification_report(y.tolist(), probs.argmax(1).tolist(), label_names)
+        result.update({"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
+                       "n_test": report["n"]})
+    if rt.is_main:
+        ckpt.save_run(out_dir, model, config, "classify", tokenizer,
+                      extra={"labels": label_names, "lm_dir": str(lm_dir), "history": history,
+                             "results": {k: v for k, v in result.items() if k not in ("labels",)}})
+    return result
+
+
+def label_vocabulary(labels: list[str]) -> list[str]:
+    """Sorted label names; numeric labels sort as numbers ("2" before "10")."""
+    names = sorted(set(map(str, labels)))
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return names
+
+
+def encode_labelled(tokenizer: Tokenizer, texts: list[str], labels: list[str] | None, label_names: list[str],
+                    prefix: Path, desc: str):
+    """Numericalise texts and map labels to ids; an unknown label or an empty text is a user error."""
+    empty = [i for i, t in enumerate(texts) if not str(t).strip()]
+    if empty:
+        raise UlmfitError(f"{len(empty)} empty text(s) in the {desc} data (first at row {empty[0] + 1})")
+    y = np.zeros(len(texts), dtype=np.int64)
+    if labels is not None:
+        index = {name: i for i, name in enumerate(label_names)}
+        unknown = sorted({str(lab) for lab in labels} - set(index))
+        if unknown:
+            raise UlmfitError(f"the {desc} data has label(s) {unknown[:5]} that the model does not know; "
+                              f"known labels: {label_names}")
+        y = np.array([index[str(lab)] for lab in labels], dtype=np.int64)
+    ids, offsets = _encode(tokenizer, list(texts), prefix, f"tokenize {desc}")
+    return ids, offsets, y
+
+
+def _eval_batches(encoded, cfg):
+    ids, offsets, y = encoded
+    return ClassificationBatches(ids, offsets, y, cfg.batch_size, shuffle=False, seed=cfg.seed,
+                                 backwards=cfg.backwards)

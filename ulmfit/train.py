@@ -1,0 +1,215 @@
+"""Step 8: the training loop shared by all three stages. It knows nothing about LSTMs.
+
+A run is a list of `Stage`s. Each stage trains some layer groups (the rest are frozen) for some epochs with a fresh
+AdamW and its own LR schedule (STLR by default), which is how ULMFiT's stages work: LM fine-tuning may first train
+only the last group for one epoch (§3.2), and the classifier unfreezes one group per stage (§3.3, gradual
+unfreezing). Within a stage every group gets its discriminative LR, lr_top / 2.6^k (§3.2).
+
+What differs between the LM and the classifier lives in a *task* object (`LMTask` in pipeline code, or
+`ClassifierTask`): how to iterate batches, what one step's loss is, and how to evaluate. The loop owns the rest:
+schedule, clipping, mixed precision, progress bar, the JSONL log, resume checkpoints and SIGINT/SIGTERM.
+
+Decision (STYLE §12.3): the optimiser state is rebuilt at every stage, as fastai builds a new optimiser per fit.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from .checkpoint import RESUME_FILE, METRICS_FILE, save_tensors, load_tensors
+from .config import TrainConfig
+from .runtime import Runtime, rng_state, set_rng_state
+from .schedule import discriminative_lrs, lr_at, param_groups, set_trainable
+
+
+@dataclass
+class Stage:
+    name: str
+    epochs: int
+    trainable: list[int]                 # indices into model.layer_groups(), bottom -> top
+
+
+class StepResult(NamedTuple):
+    loss: torch.Tensor                   # what is backpropagated (e.g. CE + AR + TAR)
+    metric: torch.Tensor                 # what the progress bar averages (e.g. CE alone)
+    items: int                           # tokens or documents in the batch, for the rate
+    carry: object                        # state handed to the next batch (the LM's hidden state)
+    lr_mult: float = 1.0                 # e.g. seq_len / bptt for variable-length BPTT
+
+
+@dataclass
+class Position:
+    stage: int = 0
+    epoch: int = 0                       # epoch within the stage
+    batch: int = 0                       # next batch to run within the epoch
+    step: int = 0                        # optimiser steps taken in the whole run
+    history: list = field(default_factory=list)
+
+
+class Interrupted(Exception):
+    """Raised after SIGINT/SIGTERM once a resume checkpoint has been written."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; the run was saved, "
+                         "continue it with --resume")
+        self.signum = signum
+
+
+def _build_optimizer(module, stage: Stage, cfg: TrainConfig, rt: Runtime):
+    groups = module.layer_groups()
+    set_trainable(groups, stage.trainable)
+    scales = discriminative_lrs(1.0, len(groups), cfg.lr_decay_per_layer)
+    chosen = [groups[i] for i in stage.trainable]
+    pg = param_groups(chosen, [cfg.lr * scales[i] for i in stage.trainable], cfg.weight_decay)
+    for g in pg:
+        g["lr_scale"] = g["lr"] / cfg.lr
+    kwargs = {"fused": True} if rt.device.type == "cuda" else {"foreach": True}
+    return torch.optim.AdamW(pg, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                             weight_decay=cfg.weight_decay, **kwargs)
+
+
+def _steps_in_stage(stage: Stage, per_epoch: int, cfg: TrainConfig, step_before: int) -> int:
+    total = stage.epochs * per_epoch
+    if cfg.max_steps:
+        total = max(0, min(total, cfg.max_steps - step_before))
+    return total
+
+
+def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt: Runtime,
+        out_dir: Path | None = None, resume: bool = False, desc: str = "train") -> list[dict]:
+    """Run `stages` of training; returns the list of per-epoch metric dicts (also appended to metrics.jsonl)."""
+    module = model
+    pos, carry, opt_state = Position(), None, None
+    if resume and out_dir is not None and (Path(out_dir) / RESUME_FILE).is_file():
+        saved = load_tensors(Path(out_dir) / RESUME_FILE)
+        module.load_state_dict(saved["model"])
+        pos = Position(**saved["position"])
+        carry, opt_state = saved.get("carry"), saved["optimizer"]
+        set_rng_state(saved["rng"])
+    per_epoch = task.n_batches()
+    first_steps = [0]                                            # optimiser steps before each stage
+    for st in stages:
+        first_steps.append(first_steps[-1] + _steps_in_stage(st, per_epoch, cfg, first_steps[-1]))
+    stop = {"signum": None}
+    handlers = _install_signal_handlers(stop)
+    try:
+        for si in range(pos.stage, len(stages)):
+            stage = stages[si]
+            total = first_steps[si + 1] - first_steps[si]
+            if total == 0:
+                continue
+            optimizer = _build_optimizer(module, stage, cfg, rt)
+            if opt_state is not None:
+                optimizer.load_state_dict(opt_state)
+                opt_state = None
+            net = (DistributedDataParallel(module, device_ids=[rt.device] if rt.device.type == "cuda" else None)
+                   if rt.distributed else module)
+            scaler = torch.amp.GradScaler("cuda") if rt.precision == "fp16" else None
+            for epoch in range(pos.epoch, stage.epochs):
+                if pos.step >= first_steps[si + 1]:
+                    break
+                global_epoch = sum(s.epochs for s in stages[:si]) + epoch
+                bar = tqdm(total=min(per_epoch, first_steps[si + 1] - pos.step + pos.batch), initial=pos.batch,
+                           desc=f"{desc} {stage.name} ep {epoch + 1}/{stage.epochs}", disable=not rt.is_main,
+                           dynamic_ncols=True, leave=True)
+                net.train()
+                t0, sum_loss, n_seen, n_items = time.perf_counter(), 0.0, 0, 0
+                for batch in task.batches(global_epoch, pos.batch):
+                    step_in_stage = pos.step - first_steps[si]
+                    lr = lr_at(cfg.schedule, step_in_stage, total, cfg.lr, cfg)
+                    with rt.autocast():
+                        result = task.step(net, batch, carry)
+                    loss, carry = result.loss, result.carry
+                    for g in optimizer.param_groups:
+                        g["lr"] = lr * g["lr_scale"] * result.lr_mult
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.unscale_(optimizer)
+                    else:
+                        loss.backward()
+                    if cfg.clip > 0:
+                        torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.clip)
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    pos.step += 1
+                    pos.batch += 1
+                    sum_loss, n_seen, n_items = sum_loss + result.metric.item(), n_seen + 1, n_items + result.items
+                    if rt.is_main:
+                        rate = n_items / max(time.perf_counter() - t0, 1e-9)
+                        bar.set_postfix(task.postfix(sum_loss / n_seen, rate, lr), refresh=False)
+                        bar.update(1)
+                        if pos.step % 50 == 0:
+                            _log(out_dir, rt, {"kind": "train", "stage": stage.name, "step": pos.step,
+                                               "loss": sum_loss / n_seen, "lr": lr})
+                    if cfg.save_every and pos.step % cfg.save_every == 0:
+                        _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                    if stop["signum"] is not None:
+                        _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                        raise Interrupted(stop["signum"], pos.step)
+                    if pos.step >= first_steps[si + 1]:
+                        break
+                bar.close()
+                elapsed = time.perf_counter() - t0
+                metrics = {"kind": "epoch", "stage": stage.name, "epoch": global_epoch + 1, "step": pos.step,
+                           "train_loss": sum_loss / max(n_seen, 1), "seconds": round(elapsed, 2),
+                           "items_per_s": round(n_items * rt.world_size / max(elapsed, 1e-9), 1)}
+                metrics.update(task.evaluate(module))
+                pos.history.append(metrics)
+                _log(out_dir, rt, metrics)
+                if rt.is_main:
+                    tqdm.write(_describe(metrics))
+                pos.epoch, pos.batch = epoch + 1, 0
+                carry = task.reset_carry(carry)
+                _save_resume(out_dir, rt, module, optimizer, pos, carry)
+            pos.stage, pos.epoch, pos.batch = si + 1, 0, 0
+    finally:
+        _restore_signal_handlers(handlers)
+    return pos.history
+
+
+def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry) -> None:
+    if out_dir is None or not rt.is_main:
+        return
+    save_tensors(Path(out_dir) / RESUME_FILE, {
+        "model": module.state_dict(), "optimizer": optimizer.state_dict(), "carry": carry,
+        "position": {"stage": pos.stage, "epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
+                     "history": pos.history},
+        "rng": rng_state()})
+
+
+def _log(out_dir, rt: Runtime, record: dict) -> None:
+    if out_dir is None or not rt.is_main:
+        return
+    with open(Path(out_dir) / METRICS_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _describe(metrics: dict) -> str:
+    shown = {k: v for k, v in metrics.items() if k not in ("kind",)}
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+
+
+def _install_signal_handlers(stop: dict):
+    def handler(signum, frame):
+        stop["signum"] = signum
+    try:
+        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:                    # not in the main thread (e.g. a notebook worker): no handlers
+        return {}
+
+
+def _restore_signal_handlers(previous: dict) -> None:
+    for s, h in previous.items():
+        signal.signal(s, h)
