@@ -58,7 +58,8 @@ def _cosine(start: float, end: float, pos: float) -> float:
 def one_cycle_lr(step: int, total_steps: int, lr_max: float, pct_start: float = 0.25, div: float = 25.0,
                  final_div: float = 1e4) -> float:
     """Learning rate at `step` under fastai's one-cycle: cosine up from lr_max / div to lr_max over the first
-    `pct_start` of training, then cosine down to lr_max / final_div at `total_steps` (Smith 2018, fastai fit_one_cycle).
+    `pct_start` of training, then cosine down to lr_max / final_div at `total_steps` (Smith 2018; fastai's
+    fit_one_cycle).
     """
     warm = max(1, round(total_steps * pct_start))
     if step < warm:
