@@ -1,0 +1,303 @@
+"""Step 0 of the pipeline for a user's own data: files -> texts (+ string labels), with one-line errors.
+
+Formats (issue 2, "A user's own data"):
+- CSV / TSV with a header: `text_cols` (one or several columns, joined with "\\n") and `label_col`;
+- JSONL: one object per line with the same keys;
+- a folder per class (the aclImdb layout `root/<label>/*.txt`; an `unsup/` folder is skipped);
+- plain-text files for LM corpora (`read_text_files`).
+Any of the files may be compressed (.gz, .xz, .bz2). Labels are kept as strings; mapping them to ids is the
+classifier's job. Everything the user can get wrong raises `UlmfitError` with a one-line message.
+"""
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import lzma
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .errors import UlmfitError
+
+_OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))        # reviews can be longer than csv's 128 kB default
+
+
+def _base_suffix(path: Path) -> str:
+    """The format suffix under any compression suffix: data.csv.gz -> .csv."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _OPENERS:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def read_utf8(path) -> str:
+    """The whole (decompressed) file as str; a bad byte is reported with its offset and line number."""
+    path = Path(path)
+    if not path.exists():
+        raise UlmfitError(f"no such file: {path}")
+    if path.is_dir():
+        raise UlmfitError(f"{path} is a folder, expected a file")
+    opener = _OPENERS.get(path.suffix.lower(), open)
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise UlmfitError(f"cannot read {path}: {e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UlmfitError(f"{path} is not UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} (line {line}); "
+                          "re-save it as UTF-8") from None
+    return text[1:] if text.startswith("\ufeff") else text        # drop a BOM (Excel writes one)
+
+
+def read_labelled_file(path, text_cols: str | Sequence[str] = "text",
+                       label_col: str = "label") -> tuple[list[str], list[str]]:
+    """(texts, labels) from a CSV/TSV/JSONL file or a folder per class; see the module docstring."""
+    path = Path(path)
+    if not path.exists():
+        raise UlmfitError(f"no such file or folder: {path}")
+    cols = [text_cols] if isinstance(text_cols, str) else list(text_cols)
+    if not cols:
+        raise UlmfitError("give at least one text column")
+    if path.is_dir():
+        texts, labels = _read_class_folders(path)
+    else:
+        kind = _base_suffix(path)
+        if kind in (".csv", ".tsv"):
+            rows, header = _read_csv(path, "\t" if kind == ".tsv" else ",")
+        elif kind in (".jsonl", ".ndjson"):
+            rows, header = _read_jsonl(path)
+        else:
+            raise UlmfitError(f"{path}: unknown format {kind or '(no suffix)'}; use .csv, .tsv, .jsonl "
+                              "or a folder per class")
+        for col in cols + [label_col]:
+            if col not in header:
+                raise UlmfitError(f"{path} has no column {col!r}; available columns: {', '.join(map(str, header))}")
+        texts = ["\n".join(_cell(row.get(c)) for c in cols) for row in rows]
+        labels = [_cell(row.get(label_col)).strip() for row in rows]
+    _check_labelled(path, texts, labels)
+    return texts, labels
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _read_csv(path: Path, delimiter: str) -> tuple[list[dict], list[str]]:
+    text = read_utf8(path)
+    if not text.strip():
+        raise UlmfitError(f"{path} is empty")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    except csv.Error as e:
+        raise UlmfitError(f"{path}: bad CSV: {e}") from None
+    if not rows:
+        raise UlmfitError(f"{path} has a header but no rows")
+    return rows, header
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict], list[str]]:
+    rows, header = [], {}
+    for i, line in enumerate(read_utf8(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UlmfitError(f"{path} line {i} is not valid JSON: {e.msg}") from None
+        if not isinstance(row, dict):
+            raise UlmfitError(f"{path} line {i}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+        header.update(dict.fromkeys(row))
+    if not rows:
+        raise UlmfitError(f"{path} is empty")
+    return rows, list(header)
+
+
+def _read_class_folders(root: Path) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "unsup")
+    if not classes:
+        raise UlmfitError(f"{root} has no sub-folders: expected one folder per class (root/<label>/*.txt)")
+    for folder in classes:
+        for file in sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")):
+            texts.append(read_utf8(file))
+            labels.append(folder.name)
+    if not texts:
+        raise UlmfitError(f"{root}: the class folders hold no files")
+    return texts, labels
+
+
+def _check_labelled(path: Path, texts: list[str], labels: list[str]) -> None:
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise UlmfitError(f"{path}: {len(empty)} example(s) have an empty text (first: example {empty[0] + 1}); "
+                          "remove them or pick another --text-col")
+    no_label = [i for i, label in enumerate(labels) if not label]
+    if no_label:
+        raise UlmfitError(f"{path}: {len(no_label)} example(s) have no label (first: example {no_label[0] + 1})")
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise UlmfitError(f"{path}: every example has the label {classes[0]!r}; a classifier needs at least two classes")
+
+
+def read_text_files(paths, split: str = "file") -> list[str]:
+    """Documents from plain-text files (folders are searched for *.txt): one per file, non-empty line, or
+    blank-line-separated paragraph (`split` = "file" | "line" | "blank")."""
+    if split not in ("file", "line", "blank"):
+        raise UlmfitError(f"split={split!r}: choose file, line or blank")
+    files: list[Path] = []
+    for p in [paths] if isinstance(paths, (str, Path)) else list(paths):
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*.txt") if f.is_file())
+            if not found:
+                raise UlmfitError(f"{p} holds no .txt files")
+            files += found
+        else:
+            files.append(p)
+    if not files:
+        raise UlmfitError("no text files given")
+    docs: list[str] = []
+    for f in files:
+        text = read_utf8(f).replace("\r\n", "\n")
+        docs += _split_text(text, split)
+    if not docs:
+        raise UlmfitError(f"{files[0] if len(files) == 1 else 'the text files'}: no text (every file is empty)")
+    return docs
+
+
+def _split_text(text: str, split: str) -> Iterable[str]:
+    if split == "file":
+        return [text.strip("\n")] if text.strip() else []
+    if split == "line":
+        return [line for line in text.split("\n") if line.strip()]
+    return [p.strip("\n") for p in text.split("\n\n") if p.strip()]
+
+
+# ---- the registered datasets' own formats (called by datasets.DATASETS[name].reader) -------------------------
+# Each reader takes the folder `datasets.fetch` returned and accepts both forms: the mirror files
+# (../shared/data/<name>/, recompressed copies) and the upstream release (archives, as downloaded).
+
+class ArticleStream:
+    """WikiText split as a re-iterable stream of articles (a new article starts at a top-level ` = Title = `),
+    each with its non-empty lines stripped; the file is re-opened on every pass, never held in memory."""
+
+    def __init__(self, path: Path, member: str | None = None):
+        self.path, self.member = path, member
+
+    def _lines(self):
+        import zipfile
+        if self.member is None:
+            with gzip.open(self.path, "rt", encoding="utf-8") as f:
+                yield from f
+        else:
+            with zipfile.ZipFile(self.path) as z, z.open(self.member) as raw:
+                yield from io.TextIOWrapper(raw, encoding="utf-8")
+
+    def __iter__(self):
+        doc: list[str] = []
+        for line in self._lines():
+            s = line.strip()
+            if s.startswith("= ") and s.endswith(" =") and not s.startswith("= ="):
+                if doc:
+                    yield "\n".join(doc)
+                doc = []
+            if s:
+                doc.append(s)
+        if doc:
+            yield "\n".join(doc)
+
+
+def read_wikitext(folder: Path, version: str, lazy: bool = False) -> dict:
+    """{"train", "valid", "test"} -> articles, from wiki.*.tokens.gz (mirror) or wikitext-<v>-v1.zip (upstream)."""
+    out = {}
+    for split in ("train", "valid", "test"):
+        if (folder / f"wiki.{split}.tokens.gz").is_file():
+            stream = ArticleStream(folder / f"wiki.{split}.tokens.gz")
+        else:
+            stream = ArticleStream(folder / f"wikitext-{version}-v1.zip", f"wikitext-{version}/wiki.{split}.tokens")
+        out[split] = stream if lazy else list(stream)
+    return out
+
+
+def read_ptb(folder: Path) -> dict:
+    """PTB has no document boundaries: each split is one document, one sentence per line (EOS after each)."""
+    out = {}
+    for split in ("train", "valid", "test"):
+        name = f"ptb.{split}.txt"
+        text = read_utf8(folder / (name + ".gz") if (folder / (name + ".gz")).is_file() else folder / name)
+        out[split] = ["\n".join(s for s in (line.strip() for line in text.split("\n")) if s)]
+    return out
+
+
+def read_imdb(folder: Path) -> dict:
+    """{"train", "test"} -> (texts, "neg"/"pos"), {"unsup"} -> (50k texts, "unsup"); rows sorted by label, id."""
+    import lzma as _lzma
+    rows: dict[str, list] = {"train": [], "test": [], "unsup": []}
+    if (folder / "train.csv.xz").is_file():
+        for split in rows:
+            with _lzma.open(folder / f"{split}.csv.xz", "rt", encoding="utf-8", newline="") as f:
+                rows[split] = [(r["label"], int(r["id"]), r["text"]) for r in csv.DictReader(f)]
+    else:
+        import re
+        import tarfile
+        pattern = re.compile(r"aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_\d+\.txt$")
+        with tarfile.open(folder / "aclImdb_v1.tar.gz", "r:gz") as tar:
+            for member in tar:                 # one sequential pass over the 100k files, nothing extracted
+                m = pattern.match(member.name)
+                if m:
+                    split = "unsup" if m.group(2) == "unsup" else m.group(1)
+                    text = tar.extractfile(member).read().decode("utf-8")
+                    rows[split].append((m.group(2), int(m.group(3)), text))
+    out = {}
+    for split, r in rows.items():
+        r.sort(key=lambda row: row[:2])
+        out[split] = ([row[2] for row in r], [row[0] for row in r])
+    return out
+
+
+def read_imdb_sample(folder: Path) -> dict:
+    """fastai's IMDB_SAMPLE: is_valid=False -> "train" (800), True -> "test" (200); labels negative/positive."""
+    if (folder / "texts.csv.gz").is_file():
+        text = read_utf8(folder / "texts.csv.gz")
+    elif (folder / "texts.csv").is_file():
+        text = read_utf8(folder / "texts.csv")
+    else:
+        import tarfile
+        with tarfile.open(folder / "imdb_sample.tgz") as tar:
+            text = tar.extractfile("imdb_sample/texts.csv").read().decode("utf-8")
+    out: dict = {"train": ([], []), "test": ([], [])}
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        texts, labels = out["test" if row["is_valid"] == "True" else "train"]
+        texts.append(row["text"])
+        labels.append(row["label"])
+    return out
+
+
+def read_line_labelled(folder: Path, files: dict[str, tuple[str, ...]], archive: str | None = None,
+                       members: dict[str, str] | None = None) -> dict:
+    """One text per non-empty line, the label given by the file: {"train": (texts, labels)} (no official split).
+    `files` maps label -> candidate file names (first found wins); otherwise label -> `members[label]` inside the
+    upstream tarball `archive`, whose 8-bit (cp1252) text is decoded as such."""
+    texts, labels = [], []
+    for label, names in files.items():
+        found = [folder / n for n in names if (folder / n).is_file()]
+        if found:
+            text = read_utf8(found[0])
+        else:
+            import tarfile
+            with tarfile.open(folder / archive) as tar:
+                text = tar.extractfile(members[label]).read().decode("cp1252", errors="replace")
+        lines = [s for s in (line.strip() for line in text.split("\n")) if s]
+        texts += lines
+        labels += [label] * len(lines)
+    return {"train": (texts, labels)}

@@ -1,0 +1,347 @@
+"""Step 1 of the pipeline: text -> sub-word ids, and a corpus -> a compact memory-mapped id array.
+
+ULMFiT §3 uses fastai's word tokenizer with pre-rules (xxmaj, xxup, xxrep, xxwrep, HTML fixes); fastai later
+moved to SentencePiece (Kudo & Richardson 2018), which we use here: a unigram (default), BPE or word model trained
+on the corpus, with fixed special ids pad=0 unk=1 bos=2 eos=3 and the pre-rule markers as single user-defined
+pieces. A document is BOS + pieces(line1) + EOS + pieces(line2) + EOS + ... (EOS = end of line).
+
+On disk a numericalised corpus is `<prefix>.ids.npy` (flat uint16/int32) + `<prefix>.offsets.npy` (int64, n_docs+1),
+written by streaming chunks from worker processes and read back with `np.load(mmap_mode="r")`.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import os
+import re
+import shutil
+import warnings
+from collections import deque
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import sentencepiece as spm
+from tqdm.auto import tqdm
+
+from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig
+from .errors import UlmfitError
+
+# ---- fastai-style pre-rules (fastai.text.core: fix_html, replace_rep, replace_wrep, replace_all_caps, replace_maj)
+MARKERS = ("xxmaj", "xxup", "xxrep", "xxwrep", "xxunk")
+# The leading "▁" (SentencePiece's space) makes " xxmaj" one piece instead of two ("▁" + "xxmaj").
+USER_SYMBOLS = tuple("\u2581" + m for m in MARKERS)
+
+_HTML = (("<br />", "\n"), ("<br/>", "\n"), ("<br>", "\n"), ("\\n", "\n"), ('\\"', '"'), ("<unk>", " xxunk "))
+_WIKI = ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."))      # WikiText's escaped separators
+# 4+ of the same non-digit char (fastai uses 3+, which also rewrites "1000" and "..."; both read badly).
+_RE_REP = re.compile(r"([^\s\d])\1{3,}")
+# a word followed by 2+ copies of itself on the same line ("very very very" -> xxwrep 3 very)
+_RE_WREP = re.compile(r"(?<!\S)(\w+)((?:[^\S\n]+\1(?!\S)){2,})")
+_RE_CAP = re.compile(r"(?<!\S)[A-ZÀ-ÖØ-Þ]\S*")                 # tokens that start with a capital
+_RE_SPACES = re.compile(r"[^\S\n]{2,}")
+
+
+def _case(m: re.Match) -> str:
+    w = m.group(0)
+    letters = [c for c in w if c.isalpha()]
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return f"xxup {w.lower()}"                               # ALL-CAPS word
+    if not any(c.isupper() for c in w[1:]):
+        return f"xxmaj {w.lower()}"                              # Capitalised word
+    return w                                                     # mixed case (McDonald): leave it alone
+
+
+def apply_rules(text: str) -> str:
+    """fastai's pre-rules: HTML/WikiText fixes, then xxrep, xxwrep, xxup, xxmaj markers (lower-casing the words)."""
+    for old, new in _HTML:
+        if old in text:
+            text = text.replace(old, new)
+    if "&" in text:
+        text = html.unescape(text)
+    if "@" in text:
+        for old, new in _WIKI:
+            text = text.replace(old, new)
+    text = _RE_REP.sub(lambda m: f" xxrep {len(m.group(0))} {m.group(1)} ", text)
+    text = _RE_WREP.sub(lambda m: f"xxwrep {len(m.group(0).split())} {m.group(1)}", text)
+    text = _RE_CAP.sub(_case, text)
+    return _RE_SPACES.sub(" ", text)
+
+
+_UNDO_MAJ = re.compile(r"xxmaj\s*(\S)")
+_UNDO_UP = re.compile(r"xxup\s*(\S+)")
+_UNDO_WREP = re.compile(r"xxwrep\s*(\d+)\s*(\S+)")
+_UNDO_REP = re.compile(r"xxrep\s*(\d+)\s*(\S)")
+
+
+def undo_rules(text: str) -> str:
+    """Invert `apply_rules` as far as it can be: markers -> case and repetitions (in the reverse order)."""
+    text = _UNDO_UP.sub(lambda m: m.group(1).upper(), text)
+    text = _UNDO_MAJ.sub(lambda m: m.group(1).upper(), text)
+    text = _UNDO_WREP.sub(lambda m: " ".join([m.group(2)] * min(int(m.group(1)), 1000)), text)
+    text = _UNDO_REP.sub(lambda m: m.group(2) * min(int(m.group(1)), 1000), text)
+    return text.replace("xxunk", "<unk>")
+
+
+class Tokenizer:
+    """A trained SentencePiece model plus the pre-rules switch (inferred on load from the marker pieces)."""
+
+    def __init__(self, model_path: Path):
+        self.model_path = Path(model_path)
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=str(self.model_path))
+        except (OSError, RuntimeError) as e:
+            raise UlmfitError(f"cannot read tokenizer model {self.model_path}: {e}") from None
+        ids = (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id())
+        if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise UlmfitError(f"{self.model_path} has special ids {ids}, expected (0, 1, 2, 3): not an ulmfit tokenizer")
+        self.vocab_size = self.sp.get_piece_size()
+        self.pre_rules = self.sp.piece_to_id(USER_SYMBOLS[0]) != UNK_ID
+
+    # ---- training and files ---------------------------------------------------------------------------------
+    @classmethod
+    def train(cls, documents: Iterable[str], config: TokenizerConfig, out_dir: Path) -> "Tokenizer":
+        """Train SentencePiece on `documents` (streamed, no temp file); write out_dir/tokenizer.model + vocab.txt."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        n_lines = [0]
+
+        def sentences() -> Iterator[str]:
+            for doc in documents:
+                for line in (apply_rules(doc) if config.pre_rules else doc).split("\n"):
+                    line = line.strip()
+                    if line:
+                        n_lines[0] += 1
+                        yield line
+
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=sentences(), model_writer=model, vocab_size=config.vocab_size,
+                model_type=config.model_type, character_coverage=config.character_coverage,
+                pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+                user_defined_symbols=list(USER_SYMBOLS) if config.pre_rules else [],
+                normalization_rule_name="nmt_nfkc_cf" if config.lowercase else "nmt_nfkc",
+                hard_vocab_limit=False,          # a small corpus gives a smaller vocab instead of failing
+                input_sentence_size=config.max_sentences, shuffle_input_sentence=True,
+                max_sentence_length=1 << 16, num_threads=os.cpu_count() or 1, minloglevel=2)
+        except RuntimeError as e:
+            if n_lines[0] == 0:
+                raise UlmfitError("no text to train the tokenizer on: every document is empty") from None
+            msg = str(e).splitlines()[0]
+            need = re.search(r"smaller than required_chars\. \d+ vs (\d+)", msg)
+            if need:
+                raise UlmfitError(f"tokenizer vocab_size={config.vocab_size} is too small for this corpus: it needs "
+                                  f"at least {need.group(1)} (special tokens + characters); raise vocab_size") from None
+            raise UlmfitError(f"SentencePiece training failed: {msg}") from None
+        _atomic_write(out_dir / "tokenizer.model", model.getvalue())
+        tok = cls(out_dir / "tokenizer.model")
+        tok._write_vocab(out_dir / "vocab.txt")
+        if tok.vocab_size < config.vocab_size:
+            warnings.warn(f"the corpus only supports {tok.vocab_size} pieces; vocabulary shrunk from "
+                          f"{config.vocab_size} to {tok.vocab_size}", stacklevel=2)
+        return tok
+
+    @classmethod
+    def load(cls, out_dir_or_model_path) -> "Tokenizer":
+        """Load `<dir>/tokenizer.model` (or a .model path); UlmfitError if it is missing or corrupt."""
+        path = Path(out_dir_or_model_path)
+        if path.is_dir():
+            path = path / "tokenizer.model"
+        if not path.is_file():
+            raise UlmfitError(f"no tokenizer at {path}: train one first (ulmfit tokenizer ...)")
+        return cls(path)
+
+    def save(self, out_dir) -> None:
+        """Copy tokenizer.model and vocab.txt into out_dir."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if (out_dir / "tokenizer.model").resolve() != self.model_path.resolve():
+            shutil.copyfile(self.model_path, out_dir / "tokenizer.model")
+        self._write_vocab(out_dir / "vocab.txt")
+
+    def _write_vocab(self, path: Path) -> None:
+        pieces = (self.sp.id_to_piece(i) for i in range(self.vocab_size))    # line i = id i
+        _atomic_write(path, ("\n".join(pieces) + "\n").encode("utf-8"))
+
+    def fingerprint(self) -> str:
+        """sha256 of the model file: checkpoints store it to catch a mismatched tokenizer."""
+        return hashlib.sha256(self.model_path.read_bytes()).hexdigest()
+
+    # ---- encoding ---------------------------------------------------------------------------------------------
+    def _prepare(self, text: str) -> str:
+        return apply_rules(text) if self.pre_rules else text
+
+    def encode(self, text: str) -> list[int]:
+        """Ids for one text (newlines count as spaces), without BOS/EOS."""
+        return self.sp.encode(self._prepare(text).replace("\n", " "))
+
+    def encode_document(self, doc: str) -> list[int]:
+        """BOS + pieces of each non-empty line, each followed by EOS (the contract's document form)."""
+        return _encode_docs(self.sp, [doc], self.pre_rules)[0]
+
+    def decode(self, ids) -> str:
+        """Text back from ids: drops pad/bos, eos -> newline, undoes the pre-rules."""
+        ids = np.asarray(ids).ravel().tolist()
+        lines, line = [], []
+        for i in ids:
+            if i == EOS_ID:
+                lines.append(line)
+                line = []
+            elif i not in (PAD_ID, BOS_ID):
+                line.append(i)
+        if line or not lines:
+            lines.append(line)
+        text = "\n".join(self.sp.decode(piece_ids) for piece_ids in lines)
+        return undo_rules(text) if self.pre_rules else text
+
+    def encode_corpus(self, documents: Iterable[str], prefix: Path, processes: int = 1, desc: str = "tokenize",
+                      chunk_chars: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+        """Numericalise `documents` into <prefix>.ids.npy/.offsets.npy in worker processes; return the memmaps.
+
+        Documents are grouped into ~1 MB chunks; at most 2 chunks per worker are in flight (Pool.imap would read
+        the whole input ahead into its queue), results are appended to the file in order as they arrive.
+        """
+        dtype = np.uint16 if self.vocab_size <= 65535 else np.int32
+        chunks = _chunked(documents, chunk_chars)
+        total = len(documents) if hasattr(documents, "__len__") else None
+        write = _CorpusWriter(Path(prefix), dtype)
+        bar = tqdm(total=total, desc=desc, unit="doc", disable=None)
+        try:
+            if processes <= 1:
+                for chunk in chunks:
+                    write(*_to_arrays(_encode_docs(self.sp, chunk, self.pre_rules), dtype))
+                    bar.update(len(chunk))
+            else:
+                ctx = get_context("forkserver" if "forkserver" in _methods() else "spawn")
+                with ctx.Pool(processes, _init_worker, (self.sp.serialized_model_proto(), self.pre_rules, dtype)) as pool:
+                    pending: deque = deque()
+                    for chunk in chunks:
+                        pending.append((len(chunk), pool.apply_async(_encode_chunk, (chunk,))))
+                        while len(pending) >= 2 * processes:
+                            n, res = pending.popleft()
+                            write(*res.get())
+                            bar.update(n)
+                    while pending:
+                        n, res = pending.popleft()
+                        write(*res.get())
+                        bar.update(n)
+            write.close()
+        finally:
+            bar.close()
+            write.abort()                     # no-op after close(); removes half-written files otherwise
+        return load_corpus(prefix)
+
+
+def load_corpus(prefix) -> tuple[np.ndarray, np.ndarray]:
+    """(ids memmap (N,), offsets (n_docs + 1,)) of a corpus written by `Tokenizer.encode_corpus`."""
+    prefix = Path(prefix)
+    ids_path, off_path = Path(f"{prefix}.ids.npy"), Path(f"{prefix}.offsets.npy")
+    if not ids_path.is_file() or not off_path.is_file():
+        raise UlmfitError(f"no numericalised corpus at {prefix}.ids.npy / .offsets.npy")
+    return np.load(ids_path, mmap_mode="r"), np.load(off_path)
+
+
+# ---- worker side: one SentencePiece model per process, loaded once by the pool initializer ------------------
+_W: dict = {}
+
+
+def _methods() -> list[str]:
+    import multiprocessing
+    return multiprocessing.get_all_start_methods()
+
+
+def _init_worker(model_proto: bytes, pre_rules: bool, dtype) -> None:
+    _W.update(sp=spm.SentencePieceProcessor(model_proto=model_proto), pre_rules=pre_rules, dtype=dtype)
+
+
+def _encode_docs(sp, docs: list[str], pre_rules: bool) -> list[list[int]]:
+    per_doc = []
+    for doc in docs:
+        text = apply_rules(doc) if pre_rules else doc
+        per_doc.append([s for s in (line.strip() for line in text.split("\n")) if s])
+    flat = sp.encode([line for lines in per_doc for line in lines], num_threads=1)    # one C++ call per chunk
+    out, k = [], 0
+    for lines in per_doc:
+        ids = [BOS_ID]
+        for pieces in flat[k:k + len(lines)]:
+            ids += pieces
+            ids.append(EOS_ID)
+        k += len(lines)
+        out.append(ids)
+    return out
+
+
+def _to_arrays(encoded: list[list[int]], dtype) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter((len(d) for d in encoded), dtype=np.int64, count=len(encoded))
+    ids = np.fromiter((i for d in encoded for i in d), dtype=dtype, count=int(lengths.sum()))
+    return ids, lengths
+
+
+def _encode_chunk(docs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return _to_arrays(_encode_docs(_W["sp"], docs, _W["pre_rules"]), _W["dtype"])
+
+
+def _chunked(documents: Iterable[str], chunk_chars: int) -> Iterator[list[str]]:
+    chunk, size = [], 0
+    for doc in documents:
+        chunk.append(doc)
+        size += len(doc)
+        if size >= chunk_chars:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+# ---- streaming .npy writer ------------------------------------------------------------------------------------
+_HEADER_BYTES = 128        # room for any 1-D shape; patched once the length is known
+
+
+def _npy_header(dtype, n: int) -> bytes:
+    d = repr({"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (n,)})
+    body = d.encode("latin1")
+    body += b" " * (_HEADER_BYTES - 10 - len(body) - 1) + b"\n"
+    return b"\x93NUMPY\x01\x00" + (len(body)).to_bytes(2, "little") + body
+
+
+class _CorpusWriter:
+    """Appends id chunks to `<prefix>.ids.npy.tmp`; close() fixes the header and renames (atomic)."""
+
+    def __init__(self, prefix: Path, dtype):
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        self.dtype, self.n, self.lengths = np.dtype(dtype), 0, []
+        self.final = Path(f"{prefix}.ids.npy"), Path(f"{prefix}.offsets.npy")
+        self.tmp = [Path(f"{p}.tmp") for p in self.final]
+        self.f = open(self.tmp[0], "wb")
+        self.f.write(_npy_header(self.dtype, 0))
+
+    def __call__(self, ids: np.ndarray, lengths: np.ndarray) -> None:
+        self.f.write(np.ascontiguousarray(ids, dtype=self.dtype).tobytes())
+        self.n += len(ids)
+        self.lengths.append(lengths)                 # 8 bytes per document: small next to the ids
+
+    def close(self) -> None:
+        self.f.seek(0)
+        self.f.write(_npy_header(self.dtype, self.n))
+        self.f.close()
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        with open(self.tmp[1], "wb") as f:
+            np.save(f, offsets)
+        for tmp, final in zip(self.tmp, self.final):
+            os.replace(tmp, final)
+
+    def abort(self) -> None:
+        if not self.f.closed:
+            self.f.close()
+        for tmp in self.tmp:
+            tmp.unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
