@@ -29,7 +29,8 @@ class LMTask:
         self.train, self.valid, self.cfg, self.rt = train_batches, valid_batches, cfg, rt
         self.n_valid_words = n_valid_words
 
-    def n_batches(self) -> int:
+    def n_batches(self, epoch: int) -> int:
+        self.train.set_epoch(epoch)
         return len(self.train)
 
     def batches(self, epoch: int, start: int):
@@ -66,7 +67,8 @@ class ClassifierTask:
         self.cfg, self.rt = cfg, rt
         self.class_weights = None if class_weights is None else class_weights.to(rt.device)
 
-    def n_batches(self) -> int:
+    def n_batches(self, epoch: int) -> int:
+        self.train.set_epoch(epoch)
         return len(self.train)
 
     def batches(self, epoch: int, start: int):

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .checkpoint import RESUME_FILE, METRICS_FILE, save_tensors, load_tensors
 from .config import TrainConfig
 from .runtime import Runtime, rng_state, set_rng_state
-from .schedule import discriminative_lrs, lr_at, param_groups, set_trainable
+from .schedule import build_optimizer, discriminative_lrs, lr_at, param_groups, set_trainable
 
 
 @dataclass
@@ -69,18 +69,21 @@ def _build_optimizer(module, stage: Stage, cfg: TrainConfig, rt: Runtime):
     scales = discriminative_lrs(1.0, len(groups), cfg.lr_decay_per_layer)
     chosen = [groups[i] for i in stage.trainable]
     pg = param_groups(chosen, [cfg.lr * scales[i] for i in stage.trainable], cfg.weight_decay)
-    for g in pg:
+    for g in pg:                          # relative to the top group's LR, which the schedule sets each step
         g["lr_scale"] = g["lr"] / cfg.lr
-    kwargs = {"fused": True} if rt.device.type == "cuda" else {"foreach": True}
-    return torch.optim.AdamW(pg, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                             weight_decay=cfg.weight_decay, **kwargs)
+    return build_optimizer(pg, cfg, rt.device)
 
 
-def _steps_in_stage(stage: Stage, per_epoch: int, cfg: TrainConfig, step_before: int) -> int:
-    total = stage.epochs * per_epoch
-    if cfg.max_steps:
-        total = max(0, min(total, cfg.max_steps - step_before))
-    return total
+def _stage_bounds(stages: list[Stage], task, cfg: TrainConfig) -> list[int]:
+    """Optimiser steps before each stage and at the end: [0, end of stage 1, ...], capped by max_steps."""
+    bounds, epoch = [0], 0
+    for st in stages:
+        n = sum(task.n_batches(epoch + e) for e in range(st.epochs))
+        epoch += st.epochs
+        if cfg.max_steps:
+            n = max(0, min(n, cfg.max_steps - bounds[-1]))
+        bounds.append(bounds[-1] + n)
+    return bounds
 
 
 def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt: Runtime,
@@ -94,10 +97,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
         pos = Position(**saved["position"])
         carry, opt_state = saved.get("carry"), saved["optimizer"]
         set_rng_state(saved["rng"])
-    per_epoch = task.n_batches()
-    first_steps = [0]                                            # optimiser steps before each stage
-    for st in stages:
-        first_steps.append(first_steps[-1] + _steps_in_stage(st, per_epoch, cfg, first_steps[-1]))
+    first_steps = _stage_bounds(stages, task, cfg)
     stop = {"signum": None}
     handlers = _install_signal_handlers(stop)
     try:
@@ -117,6 +117,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                 if pos.step >= first_steps[si + 1]:
                     break
                 global_epoch = sum(s.epochs for s in stages[:si]) + epoch
+                per_epoch = task.n_batches(global_epoch)
                 bar = tqdm(total=min(per_epoch, first_steps[si + 1] - pos.step + pos.batch), initial=pos.batch,
                            desc=f"{desc} {stage.name} ep {epoch + 1}/{stage.epochs}", disable=not rt.is_main,
                            dynamic_ncols=True, leave=True)

@@ -1,0 +1,95 @@
+"""The shared training loop: it learns, it freezes what it should, and a resumed run is bit-identical."""
+import dataclasses
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from ulmfit.awd_lstm import LanguageModel
+from ulmfit.batching import LMBatches
+from ulmfit.config import ModelConfig, TrainConfig
+from ulmfit.runtime import Runtime, seed_everything
+from ulmfit.tasks import LMTask
+from ulmfit.train import Interrupted, Stage, fit
+
+RT = Runtime(device=torch.device("cpu"))
+
+
+def _corpus(n_docs=40, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(5, 30, n_docs)
+    ids = rng.integers(4, 50, lengths.sum()).astype(np.uint16)
+    return ids, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def _setup(cfg: TrainConfig, model_cfg: ModelConfig):
+    seed_everything(cfg.seed)
+    ids, offsets = _corpus()
+    train = LMBatches(ids, offsets, cfg.batch_size, cfg.bptt, shuffle=True, seed=cfg.seed)
+    valid = LMBatches(ids[:300], np.array([0, 300]), 2, cfg.bptt, shuffle=False, seed=0, variable_length=False)
+    return LanguageModel(model_cfg), LMTask(train, valid, cfg, RT)
+
+
+def _all_groups(model):
+    return list(range(len(model.layer_groups())))
+
+
+class TestFit:
+    def test_one_batch_overfits(self, tiny_config):
+        """Repeating a single batch with dropouts off drives its loss down by more than half in 100 steps."""
+        model_cfg = dataclasses.replace(tiny_config, emb_size=32, hidden_size=64, dropout_scale=0.0)
+        cfg = TrainConfig(batch_size=4, bptt=8, lr=3e-2, schedule="constant", ar_alpha=0, tar_beta=0, clip=0,
+                          lr_decay_per_layer=1.0, weight_decay=0)
+        model, task = _setup(cfg, model_cfg)
+        batch = next(iter(task.train.iter_epoch(0, 0)))
+        task.batches = lambda epoch, start: (batch for _ in range(100 - start))
+        task.n_batches = lambda epoch: 100
+        step = task.step
+        task.step = lambda net, b, carry: step(net, b, None)   # the same batch from the same (zero) state
+        first = task.step(model, batch, None).metric.item()
+        fit(model, task, [Stage("all", 1, _all_groups(model))], cfg, RT)
+        assert task.step(model, batch, None).metric.item() < 0.5 * first
+
+    def test_frozen_groups_do_not_change(self, tiny_config):
+        """Training only the top group leaves every LSTM layer's weights exactly as they were."""
+        cfg = TrainConfig(batch_size=4, bptt=8, max_steps=5)
+        model, task = _setup(cfg, tiny_config)
+        before = {k: v.clone() for k, v in model.encoder.rnns.state_dict().items()}
+        top = len(model.layer_groups()) - 1
+        fit(model, task, [Stage("last", 1, [top])], cfg, RT)
+        after = model.encoder.rnns.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before)
+
+    def test_stage_schedule_spans_the_capped_steps(self, tiny_config):
+        """With max_steps the run stops after exactly that many optimiser steps and logs one epoch."""
+        cfg = TrainConfig(batch_size=4, bptt=8, max_steps=7, epochs=3)
+        model, task = _setup(cfg, tiny_config)
+        history = fit(model, task, [Stage("all", 3, _all_groups(model))], cfg, RT)
+        assert [h["step"] for h in history] == [7]
+
+
+class TestResume:
+    def test_resumed_run_is_bit_identical(self, tiny_config, tmp_path):
+        """A run stopped by SIGTERM mid-epoch and resumed ends with the same weights as an uninterrupted run."""
+        cfg = TrainConfig(batch_size=4, bptt=8, epochs=2, save_every=3, seed=3)
+        model, task = _setup(cfg, tiny_config)
+        fit(model, task, [Stage("all", 2, _all_groups(model))], cfg, RT, out_dir=tmp_path / "a")
+        reference = {k: v.clone() for k, v in model.state_dict().items()}
+
+        model, task = _setup(cfg, tiny_config)
+        batches = task.batches
+
+        def killed_after_7(epoch, start):          # SIGTERM arrives while batch 7 is being trained
+            for k, batch in enumerate(batches(epoch, start)):
+                if k == 6:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                yield batch
+        task.batches = killed_after_7
+        with pytest.raises(Interrupted):
+            fit(model, task, [Stage("all", 2, _all_groups(model))], cfg, RT, out_dir=tmp_path / "b")
+        torch.manual_seed(12345)                  # the resumed run must not depend on the RNG it starts with
+        model, task = _setup(cfg, tiny_config)
+        fit(model, task, [Stage("all", 2, _all_groups(model))], cfg, RT, out_dir=tmp_path / "b", resume=True)
+        assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())
