@@ -1,0 +1,115 @@
+"""Tests for ulmfit/readers.py: a user's CSV/TSV/JSONL/class-folder/plain-text data and its one-line errors."""
+import gzip
+import json
+
+import pytest
+
+from ulmfit.errors import UlmfitError
+from ulmfit.readers import read_labelled_file, read_text_files, read_utf8
+
+
+def write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def one_line_error(fn, *args, match: str, **kwargs) -> str:
+    with pytest.raises(UlmfitError, match=match) as e:
+        fn(*args, **kwargs)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+class TestLabelledFormats:
+    def test_csv(self, tmp_path):
+        """A CSV gives texts and string labels, quoted newlines intact."""
+        f = write(tmp_path / "d.csv", 'text,label\n"good\nfilm",1\nbad,0\n')
+        assert read_labelled_file(f) == (["good\nfilm", "bad"], ["1", "0"])
+
+    def test_several_text_columns(self, tmp_path):
+        """Several text columns are joined with a newline, in the order given."""
+        f = write(tmp_path / "d.csv", "title,body,y\nHi,there,a\nYo,you,b\n")
+        assert read_labelled_file(f, ["title", "body"], "y")[0] == ["Hi\nthere", "Yo\nyou"]
+
+    def test_tsv_gz(self, tmp_path):
+        """A gzipped TSV is read by its inner suffix."""
+        f = tmp_path / "d.tsv.gz"
+        f.write_bytes(gzip.compress(b"text\tlabel\nx, y\tpos\nz\tneg\n"))
+        assert read_labelled_file(f) == (["x, y", "z"], ["pos", "neg"])
+
+    def test_jsonl(self, tmp_path):
+        """JSONL rows are objects; numeric labels become strings."""
+        f = write(tmp_path / "d.jsonl", json.dumps({"text": "a", "label": 1}) + "\n\n" +
+                  json.dumps({"text": "b", "label": 0}) + "\n")
+        assert read_labelled_file(f) == (["a", "b"], ["1", "0"])
+
+    def test_class_folders(self, tmp_path):
+        """A folder per class (aclImdb layout) gives the folder names as labels; unsup/ is skipped."""
+        for label, text in [("neg", "bad"), ("pos", "good"), ("unsup", "meh")]:
+            (tmp_path / label).mkdir()
+            write(tmp_path / label / "0_1.txt", text)
+        assert read_labelled_file(tmp_path) == (["bad", "good"], ["neg", "pos"])
+
+
+class TestLabelledErrors:
+    def test_missing_file(self, tmp_path):
+        """A missing file is named."""
+        one_line_error(read_labelled_file, tmp_path / "nope.csv", match="nope.csv")
+
+    def test_missing_column(self, tmp_path):
+        """A missing column lists the available ones."""
+        f = write(tmp_path / "d.csv", "review,sentiment\nx,1\ny,0\n")
+        msg = one_line_error(read_labelled_file, f, "text", "sentiment", match="no column 'text'")
+        assert "review, sentiment" in msg
+
+    def test_empty_file(self, tmp_path):
+        """An empty file is reported as empty."""
+        one_line_error(read_labelled_file, write(tmp_path / "d.csv", ""), match="empty")
+
+    def test_header_only(self, tmp_path):
+        """A header without rows is reported."""
+        one_line_error(read_labelled_file, write(tmp_path / "d.csv", "text,label\n"), match="no rows")
+
+    def test_non_utf8(self, tmp_path):
+        """A non-UTF-8 byte is reported with its offset and line."""
+        f = tmp_path / "d.csv"
+        f.write_bytes(b"text,label\nok,1\ncaf\xe9,0\n")
+        one_line_error(read_labelled_file, f, match=r"0xe9 at offset 19 \(line 3\)")
+
+    def test_single_class(self, tmp_path):
+        """A file with only one label cannot train a classifier."""
+        one_line_error(read_labelled_file, write(tmp_path / "d.csv", "text,label\na,x\nb,x\n"), match="two classes")
+
+    def test_empty_text(self, tmp_path):
+        """An empty text is reported with its example number."""
+        f = write(tmp_path / "d.csv", 'text,label\na,x\n"  ",y\n')
+        one_line_error(read_labelled_file, f, match="empty text.*example 2")
+
+    def test_bad_json(self, tmp_path):
+        """A JSONL line that is not JSON is reported with its line number."""
+        one_line_error(read_labelled_file, write(tmp_path / "d.jsonl", '{"text": "a"}\n{oops\n'), match="line 2")
+
+    def test_unknown_format(self, tmp_path):
+        """An unknown suffix lists the supported formats."""
+        one_line_error(read_labelled_file, write(tmp_path / "d.xlsx", "x"), match="unknown format")
+
+
+class TestTextFiles:
+    def test_one_document_per_file(self, tmp_path):
+        """By default each file is one document."""
+        write(tmp_path / "a.txt", "line one\nline two\n")
+        write(tmp_path / "b.txt", "other\n")
+        assert read_text_files(tmp_path) == ["line one\nline two", "other"]
+
+    def test_split_lines_and_paragraphs(self, tmp_path):
+        """split="line" and split="blank" give one document per line / per paragraph."""
+        f = write(tmp_path / "a.txt", "a\nb\n\nc\n")
+        assert read_text_files(f, split="line") == ["a", "b", "c"]
+        assert read_text_files([f], split="blank") == ["a\nb", "c"]
+
+    def test_errors(self, tmp_path):
+        """Missing files, empty files and non-UTF-8 bytes are one-line errors."""
+        one_line_error(read_text_files, tmp_path / "x.txt", match="no such file")
+        one_line_error(read_text_files, write(tmp_path / "e.txt", "\n"), match="no text")
+        (tmp_path / "bad.txt").write_bytes(b"ok\n\xff")
+        one_line_error(read_utf8, tmp_path / "bad.txt", match="offset 3 \\(line 2\\)")
