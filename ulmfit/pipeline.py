@@ -51,17 +51,9 @@ class DataSpec:
 # ---- data -------------------------------------------------------------------------------------------------
 def lm_documents(data: DataSpec) -> dict[str, list[str]]:
     """LM corpus splits (train, valid[, test]) as lists of documents."""
-    from . import datasets, readers
-    if data.dataset:
-        if data.dataset not in datasets.DATASETS:
-            raise UlmfitError(f"unknown dataset {data.dataset!r}; `ulmfit data list` shows the choices")
-        if datasets.DATASETS[data.dataset].kind == "lm":
-            return {k: list(v) for k, v in datasets.load_lm_corpus(data.dataset).items()}
-        splits = datasets.load_labelled(data.dataset)
-        docs = {"train": list(splits["train"][0]), "valid": list(splits["valid"][0])}
-        unsup = datasets.load_unlabelled(data.dataset) if hasattr(datasets, "load_unlabelled") else []
-        docs["train"] += list(unsup)       # e.g. IMDb's 50k unlabelled reviews count for LM fine-tuning
-        return docs
+    from . import datasets
+    if data.dataset:                       # labelled sets give their texts (+ IMDb's unsup reviews in train)
+        return {k: list(v) for k, v in datasets.load_lm_corpus(data.dataset).items()}
     if not data.train:
         raise UlmfitError("no training data: pass --dataset NAME or --train FILE")
     train = [d for path in data.train for d in _read_any_text(Path(path), data)]
@@ -210,6 +202,7 @@ def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage
     history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc=stage_name)
     if rt.is_main:
         ckpt.save_run(out_dir, model, config, stage_name, tokenizer, extra={**extra, "history": history})
+        (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)     # finished: nothing left to resume
     if history:
         result.update({k: v for k, v in history[-1].items() if k.startswith("valid")})
     result["epochs_run"] = len(history)
@@ -264,6 +257,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
         ckpt.save_run(out_dir, model, config, "classify", tokenizer,
                       extra={"labels": label_names, "lm_dir": str(lm_dir), "history": history,
                              "results": {k: v for k, v in result.items() if k not in ("labels",)}})
+        (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)
     return result
 
 
