@@ -113,9 +113,9 @@ class TestTraining:
 
 class TestEncodeDecode:
     def test_document_structure(self, tok):
-        """A document is BOS, then each non-empty line followed by EOS."""
+        """A document is BOS, then every line (a blank one too) followed by EOS."""
         ids = tok.encode_document("the film\n\nwas good")
-        assert ids[0] == BOS_ID and ids[-1] == EOS_ID and ids.count(EOS_ID) == 2 and ids.count(BOS_ID) == 1
+        assert ids[0] == BOS_ID and ids[-1] == EOS_ID and ids.count(EOS_ID) == 3 and ids.count(BOS_ID) == 1
 
     @pytest.mark.parametrize("text", SENTENCES)
     def test_round_trip(self, tok, text):
