@@ -43,6 +43,11 @@ class TestLabelledFormats:
                   json.dumps({"text": "b", "label": 0}) + "\n")
         assert read_labelled_file(f) == (["a", "b"], ["1", "0"])
 
+    def test_texts_only(self, tmp_path):
+        """label_col=None reads the texts of an unlabelled file (LM text, prediction)."""
+        f = write(tmp_path / "d.csv", "text\nonly\none\n")
+        assert read_labelled_file(f, "text", None) == (["only", "one"], [])
+
     def test_class_folders(self, tmp_path):
         """A folder per class (aclImdb layout) gives the folder names as labels; unsup/ is skipped."""
         for label, text in [("neg", "bad"), ("pos", "good"), ("unsup", "meh")]:

@@ -64,8 +64,11 @@ class DatasetSpec:
 
     @property
     def size(self) -> int:
-        """Download size in bytes (0 when unknown)."""
-        return sum(r.size or 0 for r in self.upstream)
+        """Download size in bytes: of the upstream files, else of the fallback files when those sizes are known."""
+        for files in (self.upstream, self.fallback):
+            if files and all(r.size for r in files):
+                return sum(r.size for r in files)
+        return 0
 
 
 def cache_dir() -> Path:

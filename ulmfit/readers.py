@@ -57,8 +57,9 @@ def read_utf8(path) -> str:
 
 
 def read_labelled_file(path, text_cols: str | Sequence[str] = "text",
-                       label_col: str = "label") -> tuple[list[str], list[str]]:
-    """(texts, labels) from a CSV/TSV/JSONL file or a folder per class; see the module docstring."""
+                       label_col: str | None = "label") -> tuple[list[str], list[str]]:
+    """(texts, labels) from a CSV/TSV/JSONL file or a folder per class; see the module docstring.
+    `label_col=None` reads texts only (for LM text or prediction): labels are then [] and not checked."""
     path = Path(path)
     if not path.exists():
         raise UlmfitError(f"no such file or folder: {path}")
@@ -76,12 +77,14 @@ def read_labelled_file(path, text_cols: str | Sequence[str] = "text",
         else:
             raise UlmfitError(f"{path}: unknown format {kind or '(no suffix)'}; use .csv, .tsv, .jsonl "
                               "or a folder per class")
-        for col in cols + [label_col]:
+        for col in cols + ([label_col] if label_col is not None else []):
             if col not in header:
                 raise UlmfitError(f"{path} has no column {col!r}; available columns: {', '.join(map(str, header))}")
         texts = ["\n".join(_cell(row.get(c)) for c in cols) for row in rows]
-        labels = [_cell(row.get(label_col)).strip() for row in rows]
-    _check_labelled(path, texts, labels)
+        labels = [_cell(row.get(label_col)).strip() for row in rows] if label_col is not None else []
+    if label_col is None:
+        labels = []
+    _check_labelled(path, texts, labels, need_labels=label_col is not None)
     return texts, labels
 
 
@@ -136,11 +139,13 @@ def _read_class_folders(root: Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def _check_labelled(path: Path, texts: list[str], labels: list[str]) -> None:
+def _check_labelled(path: Path, texts: list[str], labels: list[str], need_labels: bool) -> None:
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if empty:
         raise UlmfitError(f"{path}: {len(empty)} example(s) have an empty text (first: example {empty[0] + 1}); "
                           "remove them or pick another --text-col")
+    if not need_labels:
+        return
     no_label = [i for i, label in enumerate(labels) if not label]
     if no_label:
         raise UlmfitError(f"{path}: {len(no_label)} example(s) have no label (first: example {no_label[0] + 1})")
