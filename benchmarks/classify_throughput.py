@@ -4,12 +4,12 @@ Times `TextClassifier` at the `paper` sizes (emb 400, hidden 1152, 3 layers, voc
 256-token documents (BPT3C: 4 chunks, all of them feeding the pooling since max_len = 1400), in fp32 and under
 bf16 autocast, with a fixed number of threads.
 
-- training  = forward + cross-entropy + backward + AdamW step over all parameters (train mode, all dropouts on)
+- training  = forward + cross-entropy + backward + AdamW step over all parameters (train mode, dropouts on)
 - inference = eval mode under torch.no_grad()
 
-Reference (issue 5): fastai's AWD-LSTM classifier does about 3.1 docs/s training and 10 docs/s inference on this
-machine in fp32; the target is inference >= 2.5x that (bf16 allowed). Each figure is the median over `--repeats`
-timed batches after `--warmup` untimed ones. The last line printed is JSON.
+Reference (issue 5): fastai's AWD-LSTM classifier does about 3.1 docs/s training and 10 docs/s inference on
+this machine in fp32; the target is inference >= 2.5x that (bf16 allowed). Each figure is the median over
+`--repeats` timed batches after `--warmup` untimed ones. The last line printed is JSON.
 
     python benchmarks/classify_throughput.py [--out benchmarks/results/classify_throughput.txt]
 """
@@ -133,8 +133,8 @@ def main(argv=None) -> dict:
     infer_batch = random_documents(args.infer_batch_size, args.seq_len, vocab, args.n_classes, seed=1)
 
     lines = [f"preset {args.preset}: emb {model.config.emb_size}, hidden {model.config.hidden_size}, "
-             f"{model.config.n_layers} layers, vocab {vocab}, bptt {model.bptt}; {args.seq_len}-token documents; "
-             f"{args.threads} threads; train batch {args.train_batch_size}, inference batch "
+             f"{model.config.n_layers} layers, vocab {vocab}, bptt {model.bptt}; {args.seq_len}-token "
+             f"documents; {args.threads} threads; train batch {args.train_batch_size}, inference batch "
              f"{args.infer_batch_size}; median of {args.repeats} after {args.warmup} warm-up",
              "", f"{'precision':<10} {'train docs/s':>13} {'infer docs/s':>13} {'infer vs fastai':>16}"]
     print("\n".join(lines), flush=True)

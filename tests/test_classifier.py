@@ -36,7 +36,7 @@ def padded_batch(lengths, T=None, vocab=50, seed=0):
 
 class TestMaskedConcatPool:
     def test_padded_batch_equals_each_sequence_alone(self):
-        """Pooling a right-padded batch gives, row by row, the pooling of each unpadded sequence on its own."""
+        """Pooling a right-padded batch gives, row by row, the pooling of each unpadded sequence alone."""
         lengths = [5, 2, 7]
         outputs = torch.randn(3, 7, E)
         mask = torch.arange(7).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
@@ -55,10 +55,11 @@ class TestMaskedConcatPool:
 
     def test_pooled_size_is_three_times_emb(self):
         """[last, max, mean] concatenates three E-sized vectors."""
-        assert masked_concat_pool(torch.randn(4, 5, E), torch.ones(4, 5, dtype=torch.bool)).shape == (4, 3 * E)
+        pooled = masked_concat_pool(torch.randn(4, 5, E), torch.ones(4, 5, dtype=torch.bool))
+        assert pooled.shape == (4, 3 * E)
 
     def test_bf16_matches_fp32(self):
-        """In bf16 the result stays bf16, padding still never wins the max, and it matches fp32 within rounding."""
+        """In bf16 the result stays bf16, padding never wins the max, and it matches fp32 within rounding."""
         outputs = torch.randn(2, 9, E)
         mask = torch.arange(9).unsqueeze(0) < torch.tensor([[9], [4]])
         outputs = outputs.masked_fill(~mask.unsqueeze(-1), 1e4)
@@ -83,7 +84,7 @@ class TestEncodeInChunks:
         assert torch.equal(mask_kept, mask)
 
     def test_keeps_each_documents_last_max_len_tokens(self, encoder):
-        """Each document pools over its own last max_len real tokens, and their outputs match a single pass."""
+        """Each document pools over its own last max_len real tokens, whose outputs match a single pass."""
         tokens, mask = padded_batch([23, 14])
         outputs, mask_kept = encode_in_chunks(encoder, tokens, mask, bptt=5, max_len=6)
         first = 23 - outputs.shape[1]                                  # absolute position of kept column 0

@@ -11,7 +11,8 @@ Out: logits (B, C) in fp32.
   never leaks into the max or the mean (fastai v1's head pooled over padding; see STYLE.md §4).
 - The head: two blocks of BatchNorm -> Dropout -> Linear, with a ReLU between them (§3.3).
 
-The encoder is the fine-tuned AWD-LSTM encoder; `load_encoder_state` copies it from a LanguageModel state_dict.
+The encoder is the fine-tuned AWD-LSTM encoder; `load_encoder_state` copies it from a LanguageModel
+state_dict.
 """
 from __future__ import annotations
 
@@ -69,17 +70,17 @@ def encode_in_chunks(encoder: AWDLSTMEncoder, tokens: torch.Tensor, mask: torch.
         with grad                      [=========][=========][=========]  outputs kept: (B, 3 chunks, E)
         mask_kept                           [########################]  the last max_len positions
 
-    Pooling reads `raw_outputs[-1]`, the last layer before its output dropout: the head applies its own dropout
-    (fastai's SentenceEncoder + PoolingLinearClassifier do the same).
+    Pooling reads `raw_outputs[-1]`, the last layer before its output dropout: the head applies its own
+    dropout (fastai's SentenceEncoder + PoolingLinearClassifier do the same).
 
     Returns:
-        outputs (B, T_kept, E) for positions [T - T_kept, T), and mask_kept (B, T_kept) bool: True only at real
-        tokens inside each document's own pooling window.
+        outputs (B, T_kept, E) for positions [T - T_kept, T), and mask_kept (B, T_kept) bool: True only at
+        real tokens inside each document's own pooling window.
     """
     B, T = tokens.shape
     lengths = mask.sum(dim=1)                                            # (B,)
     window_start = (lengths - max_len).clamp(min=0)                      # (B,) first pooled position per doc
-    grad_from = int(window_start.min()) // bptt * bptt                   # start of the first chunk that is kept
+    grad_from = int(window_start.min()) // bptt * bptt                   # start of the first kept chunk
     hidden = None
     kept = []
     for start in range(0, T, bptt):
@@ -170,7 +171,8 @@ class TextClassifier(nn.Module):
         return list(groups.items())
 
     def load_encoder_state(self, lm_state_dict: dict[str, torch.Tensor]) -> None:
-        """Copy the encoder weights from a LanguageModel state_dict (keys `encoder.*`; the decoder is ignored).
+        """Copy the encoder weights from a LanguageModel state_dict (its `encoder.*` keys; the decoder is
+        ignored).
 
         Raises UlmfitError naming the offending keys if the two models were built with different sizes.
         """

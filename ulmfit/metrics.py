@@ -2,8 +2,8 @@
 
 In: true and predicted class indices (ints in [0, C)) and the C label names. Out: a plain dict (JSON-ready, so
 `ulmfit evaluate` can print it as its last line) and a readable table. Pure numpy, so evaluation does not pull
-in scikit-learn. ULMFiT (Howard & Ruder 2018, §4) reports error rates = 1 - accuracy; macro-F1 is added because
-several of our datasets are imbalanced, where accuracy alone hides a class the model never predicts.
+in scikit-learn. ULMFiT (Howard & Ruder 2018, §4) reports error rates = 1 - accuracy; macro-F1 is added
+because several of our datasets are imbalanced, where accuracy alone hides a class the model never predicts.
 """
 from __future__ import annotations
 
