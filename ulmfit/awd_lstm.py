@@ -132,6 +132,13 @@ class LanguageModel(nn.Module):
         """A freshly initialised language model with the sizes and dropouts of `config`."""
         return cls(config)
 
+    @classmethod
+    def from_pretrained(cls, run_dir, device: str | torch.device | None = None) -> "LanguageModel":
+        """Load a `pretrain`/`finetune` run dir (config.json + model.pt + tokenizer) in eval mode, with
+        `.tokenizer` and `.stage_config` attached."""
+        from .inference import load_language_model          # local: inference imports this module
+        return load_language_model(run_dir, device=device)
+
     def forward(self, tokens: torch.Tensor, hidden: Hidden | None = None,
                 generator: torch.Generator | None = None) -> LMOutput:
         """tokens (B, T) long -> LMOutput with logits (B, T, V) read from the last dropped output."""

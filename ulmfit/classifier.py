@@ -150,6 +150,20 @@ class TextClassifier(nn.Module):
         return cls(model_config, n_classes, bptt=t.bptt, max_len=t.max_len, head_hidden=t.head_hidden,
                    head_dropouts=(t.head_dropout, t.head_dropout_final))
 
+    @classmethod
+    def from_pretrained(cls, run_dir, device: str | torch.device | None = None) -> "TextClassifier":
+        """Load a `classify` run dir in eval mode, with `.tokenizer`, `.label_names` and `.stage_config` attached."""
+        from .inference import load_classifier              # local: inference imports this module
+        return load_classifier(run_dir, device=device)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
+        """[{"label": ..., "probabilities": {label: p}}] for each text; batched by length internally.
+        Needs a model loaded with `from_pretrained` (it carries the tokenizer and the label names)."""
+        from .inference import classifier_proba
+        probs = classifier_proba(self, list(texts), batch_size)
+        return [{"label": self.label_names[int(p.argmax())],
+                 "probabilities": {n: float(q) for n, q in zip(self.label_names, p)}} for p in probs]
+
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) in fp32 for right-padded tokens (B, T) with mask (B, T) True at real tokens."""
         outputs, mask_kept = encode_in_chunks(self.encoder, tokens, mask, self.bptt, self.max_len)

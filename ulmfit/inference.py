@@ -18,10 +18,16 @@ from .classifier import TextClassifier
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .errors import UlmfitError
 from .evaluate import predict_proba
-from .runtime import Runtime, setup_runtime
+from .runtime import Runtime
 
 
-def load_classifier(run_dir: Path, rt: Runtime | None = None) -> TextClassifier:
+def _device(rt: Runtime | None, device) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return rt.device if rt is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_classifier(run_dir: Path, rt: Runtime | None = None, device=None) -> TextClassifier:
     """A TextClassifier with its weights, `.tokenizer`, `.label_names` and `.config` attached, in eval mode."""
     meta, config, state, tokenizer = ckpt.load_run(run_dir, stages=("classify",))
     labels = meta.get("labels")
@@ -29,23 +35,23 @@ def load_classifier(run_dir: Path, rt: Runtime | None = None) -> TextClassifier:
         raise UlmfitError(f"{Path(run_dir) / ckpt.CONFIG_FILE} names no labels")
     model = TextClassifier.from_config(config.model, len(labels), config.train)
     ckpt.load_state_checked(model, state, Path(run_dir))
-    model.tokenizer, model.label_names, model.config = tokenizer, list(labels), config
-    return model.to((rt or setup_runtime()).device).eval()
+    model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), config
+    return model.to(_device(rt, device)).eval()
 
 
-def load_language_model(run_dir: Path, rt: Runtime | None = None) -> LanguageModel:
+def load_language_model(run_dir: Path, rt: Runtime | None = None, device=None) -> LanguageModel:
     """A LanguageModel with its weights, `.tokenizer` and `.stage_config` attached, in eval mode."""
     meta, config, state, tokenizer = ckpt.load_run(run_dir, stages=("pretrain", "finetune"))
     model = LanguageModel(config.model)
     ckpt.load_state_checked(model, state, Path(run_dir))
     model.tokenizer, model.stage_config = tokenizer, config
-    return model.to((rt or setup_runtime()).device).eval()
+    return model.to(_device(rt, device)).eval()
 
 
 def classifier_proba(model: TextClassifier, texts: list[str], batch_size: int = 64,
                      rt: Runtime | None = None) -> np.ndarray:
     """(N, C) probabilities of one loaded classifier for `texts`, batched by length internally."""
-    rt = rt or setup_runtime(device=str(next(model.parameters()).device))
+    rt = rt or Runtime(device=next(model.parameters()).device)
     empty = [i for i, t in enumerate(texts) if not str(t).strip()]
     if empty:
         raise UlmfitError(f"{len(empty)} empty text(s) (first at position {empty[0] + 1}); nothing to classify")
@@ -55,14 +61,14 @@ def classifier_proba(model: TextClassifier, texts: list[str], batch_size: int = 
     offsets = np.cumsum([0] + [len(e) for e in encoded])
     ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(offsets[-1]))
     batches = ClassificationBatches(ids, offsets, None, batch_size, shuffle=False, seed=0,
-                                    backwards=model.config.train.backwards)
+                                    backwards=model.stage_config.train.backwards)
     return predict_proba(model, batches, rt, len(texts))
 
 
 def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64,
                    rt: Runtime | None = None) -> tuple[np.ndarray, list[str]]:
     """Average the probabilities of several classifier dirs, which must share their label names."""
-    rt = rt or setup_runtime()
+    rt = rt or Runtime(device=_device(None, None))
     total, names = None, None
     for run_dir in run_dirs:
         model = load_classifier(run_dir, rt)

@@ -59,10 +59,16 @@ def lm_documents(data: DataSpec) -> dict[str, list[str]]:
     train = [d for path in data.train for d in _read_any_text(Path(path), data)]
     if data.valid:
         valid = _read_any_text(Path(data.valid), data)
-    else:                                  # a seeded 10% of the documents
+    elif len(train) >= 20:                 # a seeded 10% of the documents
         order = np.random.default_rng(0).permutation(len(train))
-        cut = max(1, len(train) // 10)
+        cut = len(train) // 10
         valid, train = [train[i] for i in order[:cut]], [train[i] for i in order[cut:]]
+    else:                                  # few long documents (e.g. one file): the last 10% of the lines
+        lines = "\n".join(train).split("\n")
+        cut = len(lines) - max(1, len(lines) // 10)
+        if cut < 1:
+            raise UlmfitError("the training text is too short to hold out a validation part; pass --valid FILE")
+        train, valid = ["\n".join(lines[:cut])], ["\n".join(lines[cut:])]
     return {"train": train, "valid": valid}
 
 
