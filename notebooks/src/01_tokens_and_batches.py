@@ -1,0 +1,127 @@
+# %% [markdown]
+# # 01 · Tokens and batches
+#
+# How text becomes the `(x, y)` windows an AWD-LSTM language model trains on (ULMFiT §3.1, AWD-LSTM §4.1):
+# pre-rules → SentencePiece pieces → one numericalised stream → B parallel rows → BPTT windows of random length.
+# %% [include] _setup.py
+# %% [markdown]
+# ## Pre-rules
+#
+# fastai's pre-rules (used by ULMFiT) replace case and repetition by marker tokens, so that "The", "the" and "THE"
+# share one embedding: `xxmaj` marks a capitalised word, `xxup` an all-caps one, `xxrep n c` a character repeated
+# n times. Look at the markers in the middle line and at what `undo_rules` gives back.
+# %%
+from ulmfit.tokenizer import apply_rules, undo_rules
+
+text = "The BBC said it was a VERY good day!!!! Sooo good.\nA second line &amp; a <br />break."
+print(text, "\n---")
+print(apply_rules(text), "\n---")
+print(undo_rules(apply_rules(text)))
+# %% [markdown]
+# ## A SentencePiece tokenizer
+#
+# `Tokenizer.train` fits a SentencePiece unigram model on the pre-ruled lines (here 120 WikiText-2 articles, a
+# 1,000-piece vocabulary, a few seconds). Ids 0–3 are fixed: pad, unk, bos, eos, and every marker is one piece.
+# %%
+from ulmfit.config import TokenizerConfig
+from ulmfit.pipeline import DataSpec, lm_documents
+from ulmfit.tokenizer import Tokenizer
+
+docs = lm_documents(DataSpec(dataset="wikitext2"))
+print({split: len(d) for split, d in docs.items()}, "articles;  the first one starts:")
+print(docs["train"][1][:300])
+tokenizer = Tokenizer.train(docs["train"][:120], TokenizerConfig(vocab_size=1000), RUNS / "nb01-tokenizer")
+print("vocab", tokenizer.vocab_size, "| first pieces:", [tokenizer.sp.id_to_piece(i) for i in range(12)])
+# %% [markdown]
+# A document is `BOS + pieces(line 1) + EOS + pieces(line 2) + EOS ...`: EOS ends every line, so it is also what
+# per-word perplexity counts as one extra "word" per line (an HTML `<br />` becomes a line break). Check that the round trip gives the text back (up to
+# whitespace around punctuation, which the pre-rules normalise).
+# %%
+ids = tokenizer.encode_document(text)
+print(ids)
+print([tokenizer.sp.id_to_piece(i) for i in ids])
+decoded = tokenizer.decode(ids)
+print(repr(decoded))
+assert ids[0] == 2 and ids.count(3) == apply_rules(text).count("\n") + 1   # one BOS; one EOS per line (<br /> too)
+assert decoded.split() == undo_rules(apply_rules(text)).split()
+# %% [markdown]
+# ## A numericalised corpus
+#
+# `encode_corpus` writes the whole corpus as one flat id array plus document offsets (`uint16` when the vocabulary
+# fits), read back memory-mapped, so even WikiText-103 never sits in Python lists. Document i is
+# `ids[offsets[i]:offsets[i+1]]`; each starts with BOS.
+# %%
+from ulmfit.tokenizer import load_corpus
+
+tokenizer.encode_corpus(docs["train"][:120], RUNS / "nb01-corpus" / "train")
+ids, offsets = load_corpus(RUNS / "nb01-corpus" / "train")
+print(type(ids).__name__, ids.dtype, ids.shape, "| offsets", offsets[:5], "...", offsets[-1])
+print("tokens per article: median", int(np.median(np.diff(offsets))), "| first tokens of article 1:",
+      tokenizer.decode(ids[offsets[1]:offsets[1] + 40]))
+assert all(ids[o] == 2 for o in offsets[:-1])
+# %% [markdown]
+# ## Folding the stream (AWD-LSTM §4.1)
+#
+# The stream of N tokens is cut into B contiguous rows, `(B, N // B)`, and read left to right in windows of about
+# `bptt` columns. Row b of window k+1 continues row b of window k, which is why the hidden state can be carried
+# from one batch to the next. In the picture each cell holds its position in the stream; the boxes are the windows.
+# %%
+from ulmfit.batching import LMBatches, fold_stream
+
+toy = np.arange(26)
+folded = fold_stream(toy, 4)                                       # (4, 6): "24 25" (N mod B) are dropped
+toy_batches = list(LMBatches(toy, np.array([0, 26]), batch_size=4, bptt=3, shuffle=False, seed=0,
+                             variable_length=False))
+fig, ax = plt.subplots(figsize=(7, 2.6))
+ax.imshow(folded, cmap="Blues", vmin=-10, vmax=30)
+for (r, c), v in np.ndenumerate(folded):
+    ax.text(c, r, str(v), ha="center", va="center")
+col = 0
+for k, (x, y) in enumerate(toy_batches):
+    T = x.shape[1]
+    ax.add_patch(plt.Rectangle((col - 0.45, -0.45), T - 0.1, 3.9, fill=False, lw=2, ec=f"C{k + 1}",
+                               label=f"window {k}: x is (B={x.shape[0]}, T={T})"))
+    col += T
+ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+ax.set(xlabel="column (time)", ylabel="row (batch)", xticks=range(folded.shape[1]), yticks=range(4))
+ax.grid(False)
+plt.show()
+for k, (x, y) in enumerate(toy_batches):
+    print(f"window {k}: x =", x.tolist(), " y =", y.tolist())
+# %% [markdown]
+# The targets `y` are the inputs moved one step along each row, so the last column of the fold (5, 11, 17, 23) is
+# only ever a target.
+#
+# ## Variable-length BPTT (AWD-LSTM §4.1)
+#
+# With a fixed window the same tokens would always sit at the same window position. AWD-LSTM draws each window's
+# length from N(bptt, 5) with probability 0.95 and from N(bptt/2, 5) otherwise (floored at 5, capped at bptt + 20);
+# the loop scales the LR by `seq_len / bptt`. Look for the two bumps.
+# %%
+from ulmfit.batching import sample_bptt_length
+
+rng = np.random.default_rng(0)
+lengths = [sample_bptt_length(70, rng) for _ in range(20_000)]
+plt.hist(lengths, bins=range(0, 95), color="C0")
+plt.axvline(70, color="k", ls="--", lw=1)
+plt.xlabel("window length (tokens), bptt = 70")
+plt.ylabel("windows")
+plt.title("sample_bptt_length")
+plt.show()
+print(f"mean {np.mean(lengths):.1f}, share below 50: {np.mean(np.array(lengths) < 50):.3f}")
+# %% [markdown]
+# Most windows are ~70 tokens long; ~5% are about half that, which moves the window boundaries every epoch.
+#
+# ## Real batches
+#
+# The same `LMBatches` over the numericalised articles, shuffled per epoch (the document order depends only on the
+# seed and the epoch). Check that each window's `y` is `x` shifted by one and that row 0 of window 1 starts where
+# row 0 of window 0 stopped.
+# %%
+batches = LMBatches(ids, offsets, batch_size=8, bptt=20, shuffle=True, seed=0)
+it = iter(batches)
+(x0, y0), (x1, y1) = next(it), next(it)
+print(f"{len(batches)} windows per epoch over {batches.n_tokens:,} tokens; shapes {tuple(x0.shape)}, {tuple(x1.shape)}")
+assert torch.equal(x0[:, 1:], y0[:, :-1]) and torch.equal(y0[:, -1], x1[:, 0])
+print("row 0, window 0:", tokenizer.decode(x0[0]))
+print("row 0, window 1:", tokenizer.decode(x1[0]))

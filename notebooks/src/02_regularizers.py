@@ -1,0 +1,155 @@
+# %% [markdown]
+# # 02 · The AWD-LSTM regularisers, re-derived
+#
+# ULMFiT keeps every regulariser of the AWD-LSTM (Merity, Keskar & Socher 2017; ULMFiT §3.1). Each one is a few lines
+# of plain torch. Here each is written out by hand *for teaching only*, then checked against `ulmfit.regularizers`
+# with the same random generator, so both draw the same mask and must give the same numbers. The library never
+# imports anything from this notebook.
+#
+# | regulariser | AWD-LSTM | ulmfit |
+# |---|---|---|
+# | weight-drop (DropConnect on the hidden-to-hidden matrix) | §2 | `WeightDropLSTM` |
+# | variational / locked dropout | §4.2 | `LockedDropout` |
+# | embedding dropout | §4.3 | `EmbeddingDropout` |
+# | activation regularisation (AR) and temporal AR (TAR) | §4.6 | `activation_penalty`, `temporal_penalty` |
+# %% [include] _setup.py
+# %% [markdown]
+# ## The mask
+#
+# Every dropout here uses an "inverted" mask: 0 with probability p, else 1/(1-p), so the expected activation is
+# unchanged and evaluation needs no rescaling. Check the two values and the kept share.
+# %%
+from torch import nn
+
+from ulmfit.regularizers import dropout_mask
+
+
+def gen(seed=7):
+    return torch.Generator().manual_seed(seed)
+
+
+p = 0.3
+mine = torch.empty(1000, 50).bernoulli_(1 - p, generator=gen()) / (1 - p)
+theirs = dropout_mask(torch.zeros(1), (1000, 50), p, generator=gen())
+assert torch.equal(mine, theirs)
+print("values:", theirs.unique().tolist(), "| kept share:", (theirs > 0).float().mean().item())
+# %% [markdown]
+# ## Locked (variational) dropout — AWD-LSTM §4.2
+#
+# Standard dropout draws a new mask at every time step. Locked dropout draws one mask per sequence and unit,
+# shape (B, 1, H), and reuses it for all T steps (Gal & Ghahramani 2016). ulmfit applies it to the embeddings
+# (`dropout_input`), between LSTM layers (`dropout_hidden`) and on the last layer's output (`dropout_output`).
+# %%
+from ulmfit.regularizers import LockedDropout
+
+B, T, H = 2, 12, 16
+x = torch.randn(B, T, H)
+mask = torch.empty(B, 1, H).bernoulli_(1 - p, generator=gen()) / (1 - p)      # (B, 1, H): one mask per sequence
+by_hand = x * mask                                                            # broadcast over T
+locked = LockedDropout(p).train()
+assert torch.allclose(locked(x, generator=gen()), by_hand)
+assert torch.equal(locked.eval()(x), x)                                      # identity in eval mode
+print("locked dropout matches; eval mode is the identity")
+# %% [markdown]
+# The picture shows which units of sequence 0 are silenced at each time step: whole columns for locked dropout,
+# scattered cells for ordinary dropout.
+# %%
+standard = nn.functional.dropout(torch.ones(T, H), p, training=True)
+fig, axes = plt.subplots(1, 2, figsize=(7, 2.6), sharey=True)
+for ax, m, title in ((axes[0], mask[0].expand(T, H), "locked: (B, 1, H)"), (axes[1], standard, "standard: (B, T, H)")):
+    ax.imshow((m > 0).T, cmap="gray", aspect="auto")
+    ax.set(title=title, xlabel="time step")
+    ax.grid(False)
+axes[0].set_ylabel("hidden unit")
+plt.show()
+# %% [markdown]
+# A dropped unit stays dropped for the whole window under locked dropout (black rows), so the LSTM cannot route
+# around it by waiting a step.
+#
+# ## Embedding dropout — AWD-LSTM §4.3
+#
+# Drop whole *word types*: a row of the embedding matrix E (V, E) is zeroed for the whole batch, so every occurrence
+# of that word vanishes. Looking up `mask[tokens] * E[tokens]` equals looking up in `mask * E`, only cheaper.
+# %%
+import torch.nn.functional as F
+
+from ulmfit.regularizers import EmbeddingDropout
+
+V, E = 20, 8
+embedding = nn.Embedding(V, E)
+tokens = torch.tensor([[3, 5, 3, 7, 3], [5, 5, 9, 3, 1]])                    # (B, T): word 3 occurs 4 times
+row_mask = torch.empty(V, 1).bernoulli_(1 - 0.5, generator=gen(3)) / 0.5      # (V, 1): one number per word type
+by_hand = F.embedding(tokens, embedding.weight * row_mask)                    # (B, T, E)
+theirs = EmbeddingDropout(0.5).train()(tokens, embedding, generator=gen(3))
+assert torch.allclose(theirs, by_hand)
+dropped_words = sorted(set(tokens.flatten().tolist()) & set(torch.nonzero(row_mask[:, 0] == 0)[:, 0].tolist()))
+print("embedding dropout matches; dropped word types in this batch:", dropped_words)
+for w in dropped_words:
+    assert theirs[tokens == w].abs().sum() == 0                               # zero at every occurrence
+# %% [markdown]
+# ## Weight-drop — AWD-LSTM §2
+#
+# DropConnect on the hidden-to-hidden matrix U (4H, H) of each LSTM: one mask per forward pass, shared by all time
+# steps, so the recurrent connections are regularised without touching the fused LSTM kernel's inner loop. Below,
+# an LSTM written as a loop over time (gate order i, f, g, o, as torch uses) runs with the dropped U by hand.
+# %%
+from ulmfit.regularizers import WeightDropLSTM
+
+
+def lstm_by_hand(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """A one-layer LSTM, batch-first, one time step at a time: x (B, T, I), h and c (B, H) -> (B, T, H)."""
+    outputs = []
+    for t in range(x.size(1)):
+        gates = x[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh                   # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        outputs.append(h)
+    return torch.stack(outputs, dim=1)
+
+
+I, H, wp = 6, 5, 0.5
+rnn = WeightDropLSTM(I, H, weight_p=wp).train()
+x = torch.randn(3, 7, I)
+h0, c0 = torch.zeros(1, 3, H), torch.zeros(1, 3, H)
+u_mask = torch.empty(4 * H, H).bernoulli_(1 - wp, generator=gen(11)) / (1 - wp)   # (4H, H), once per forward
+expected = lstm_by_hand(x, h0[0], c0[0], rnn.weight_ih, rnn.weight_hh_raw * u_mask, rnn.bias_ih, rnn.bias_hh)
+output, (h, c) = rnn(x, (h0, c0), generator=gen(11))
+assert torch.allclose(output, expected, atol=1e-6) and torch.allclose(h[0], output[:, -1])
+print("weight-drop matches the hand-written LSTM with a dropped U; max |diff| =",
+      f"{(output - expected).abs().max().item():.1e}")
+# %% [markdown]
+# Two more checks: the raw weight gets a gradient, which is exactly zero where U was dropped; and with weight-drop
+# off (eval mode) the layer equals `torch.nn.LSTM` holding the same weights — the plain torch module is the oracle.
+# %%
+output.sum().backward()
+grad = rnn.weight_hh_raw.grad
+assert (grad[u_mask == 0] == 0).all() and (grad[u_mask > 0] != 0).float().mean() > 0.9
+print(f"dropped weights: {(u_mask == 0).float().mean().item():.2f} of U; all of them get a zero gradient")
+
+oracle = nn.LSTM(I, H, batch_first=True)
+with torch.no_grad():
+    for name in ("weight_ih", "bias_ih", "bias_hh"):
+        getattr(oracle, f"{name}_l0").copy_(getattr(rnn, name))
+    oracle.weight_hh_l0.copy_(rnn.weight_hh_raw)
+    assert torch.allclose(rnn.eval()(x, (h0, c0))[0], oracle(x, (h0, c0))[0], atol=1e-6)
+print("eval mode equals torch.nn.LSTM")
+# %% [markdown]
+# ## AR and TAR — AWD-LSTM §4.6
+#
+# Two L2 penalties on the last LSTM layer's output, added to the LM loss: AR (α = 2) keeps the *dropped* outputs
+# small; TAR (β = 1) keeps consecutive *raw* outputs close, favouring slowly changing states.
+# %%
+from ulmfit.regularizers import activation_penalty, temporal_penalty
+
+raw = torch.randn(4, 10, 8)                                                  # (B, T, H) last layer, before dropout
+dropped = LockedDropout(0.4).train()(raw, generator=gen())
+ar_by_hand = 2.0 * (dropped ** 2).mean()
+tar_by_hand = 1.0 * ((raw[:, 1:] - raw[:, :-1]) ** 2).mean()                 # h_t - h_{t-1}
+assert torch.allclose(activation_penalty(dropped, 2.0), ar_by_hand)
+assert torch.allclose(temporal_penalty(raw, 1.0), tar_by_hand)
+smooth = raw.cumsum(dim=1) / torch.arange(1, 11).view(1, -1, 1)               # a slowly moving running mean
+print(f"AR {ar_by_hand:.3f}  TAR {tar_by_hand:.3f}  | TAR of a smooth sequence: {temporal_penalty(smooth, 1.0):.3f}")
+# %% [markdown]
+# All five regularisers match their definitions. In the model (notebook 03) they sit at: embedding dropout →
+# locked input dropout → [weight-dropped LSTM → locked hidden dropout] × L → AR/TAR in the training loss.

@@ -1,0 +1,50 @@
+# %% [markdown]
+# **Shared runs.** The three stages are called through `ulmfit.pipeline` exactly as the CLI calls them. A stage
+# whose run dir already holds a finished `model.pt` is not run again, so the WikiText-2 language model is pretrained
+# once and reused by every notebook (tokenizing WikiText-2 alone takes about a minute).
+# %%
+import json
+
+from ulmfit.config import apply_overrides, preset
+from ulmfit.pipeline import DataSpec, classify, finetune, pretrain
+
+STEPS = {"pretrain": 300, "finetune": 150} if QUICK else {}   # optimiser-step caps; full mode: the preset's epochs
+
+
+def stage_config(stage, *overrides):
+    """The preset's config for `stage`, with the QUICK step cap and `overrides` ("field=value") applied."""
+    cap = [f"max_steps={STEPS[stage]}"] if stage in STEPS else []
+    return apply_overrides(preset(PRESET, stage), cap + list(overrides))
+
+
+def run_once(out_dir, stage_fn, *args, **kwargs):
+    """Run one pipeline stage into `out_dir` unless a finished run is already there; return the run dir."""
+    out_dir = Path(out_dir)
+    if (out_dir / "model.pt").is_file():
+        print(f"reusing the finished run in {out_dir}")
+    else:
+        (out_dir / "metrics.jsonl").unlink(missing_ok=True)     # a half-finished earlier attempt left records
+        print(json.dumps(stage_fn(*args, out_dir=out_dir, force=True, **kwargs), default=str)[:600])
+    return out_dir
+
+
+def pretrained_lm(backwards=False):
+    """Stage 1 (ULMFiT §3.1): the shared WikiText-2 LM; the backward one reuses the forward LM's tokenizer."""
+    forward = run_once(RUNS / "pretrain-wikitext2", pretrain, stage_config("pretrain"), DataSpec(dataset="wikitext2"))
+    if not backwards:
+        return forward
+    return run_once(RUNS / "pretrain-wikitext2-bwd", pretrain, stage_config("pretrain", "backwards=true"),
+                    DataSpec(dataset="wikitext2"), tokenizer_dir=forward)
+
+
+def finetuned_lm(dataset, backwards=False):
+    """Stage 2 (ULMFiT §3.2): the pretrained LM fine-tuned on the texts of `dataset`."""
+    suffix = "-bwd" if backwards else ""
+    return run_once(RUNS / f"finetune-{dataset}{suffix}", finetune,
+                    stage_config("finetune", f"backwards={str(backwards).lower()}"), pretrained_lm(backwards),
+                    DataSpec(dataset=dataset))
+
+
+def read_metrics(run_dir):
+    """The records a run appended to metrics.jsonl (train every 50 steps, one per epoch)."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
