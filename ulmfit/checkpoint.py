@@ -101,8 +101,11 @@ def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Pat
     if occupied and not (resume or force):
         raise UlmfitError(f"{out_dir} already holds a run; pass --resume to continue it, --force to overwrite it, "
                           "or choose another --out")
-    if resume and not (out_dir / RESUME_FILE).is_file() and not (out_dir / WEIGHTS_FILE).is_file():
-        raise UlmfitError(f"--resume: {out_dir} holds no checkpoint to resume from")
+    if resume and not (out_dir / RESUME_FILE).is_file():
+        finished = (out_dir / WEIGHTS_FILE).is_file()
+        raise UlmfitError(f"--resume: {out_dir} " + ("holds a finished run, there is nothing left to resume (--force "
+                                                      "trains it again)" if finished else
+                                                      "holds no checkpoint to resume from"))
     if force and occupied and not resume:
         for name in (RESUME_FILE, METRICS_FILE):
             (out_dir / name).unlink(missing_ok=True)

@@ -48,6 +48,14 @@ class Runtime:
         dist.all_reduce(t)
         return t.tolist()
 
+    def gather(self, obj) -> list:
+        """Every rank's `obj` (picklable, CPU tensors), in rank order, on every rank ([obj] on one process)."""
+        if not self.distributed:
+            return [obj]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
 
 def setup_runtime(precision: str = "fp32", threads: int = 0, device: str | None = None) -> Runtime:
     """Pick the device, join torchrun's process group if there is one, and set the thread count."""

@@ -24,8 +24,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .checkpoint import RESUME_FILE, METRICS_FILE, save_tensors, load_tensors
+from .checkpoint import RESUME_FILE, METRICS_FILE, load_state_checked, load_tensors, save_tensors
 from .config import TrainConfig
+from .errors import UlmfitError
 from .runtime import Runtime, rng_state, set_rng_state
 from .schedule import build_optimizer, discriminative_lrs, lr_at, param_groups, set_trainable
 
@@ -91,12 +92,8 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     """Run `stages` of training; returns the list of per-epoch metric dicts (also appended to metrics.jsonl)."""
     module = model
     pos, carry, opt_state = Position(), None, None
-    if resume and out_dir is not None and (Path(out_dir) / RESUME_FILE).is_file():
-        saved = load_tensors(Path(out_dir) / RESUME_FILE)
-        module.load_state_dict(saved["model"])
-        pos = Position(**saved["position"])
-        carry, opt_state = saved.get("carry"), saved["optimizer"]
-        set_rng_state(saved["rng"])
+    if resume and out_dir is not None:
+        pos, carry, opt_state = _load_resume(Path(out_dir), rt, module)
     first_steps = _stage_bounds(stages, task, cfg)
     stop = {"signum": None}
     handlers = _install_signal_handlers(stop)
@@ -151,21 +148,23 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                         rate = n_items / max(time.perf_counter() - t0, 1e-9)
                         bar.set_postfix(task.postfix(sum_loss / n_seen, rate, lr), refresh=False)
                         bar.update(1)
-                        if pos.step % 50 == 0:
+                        if pos.step % 10 == 0:
                             _log(out_dir, rt, {"kind": "train", "stage": stage.name, "step": pos.step,
                                                "loss": sum_loss / n_seen, "lr": lr})
                     if cfg.save_every and pos.step % cfg.save_every == 0:
                         _save_resume(out_dir, rt, module, optimizer, pos, carry)
-                    if stop["signum"] is not None:
+                    signum = _agreed_stop(stop, rt)
+                    if signum:
                         _save_resume(out_dir, rt, module, optimizer, pos, carry)
-                        raise Interrupted(stop["signum"], pos.step)
+                        raise Interrupted(signum, pos.step)
                     if pos.step >= first_steps[si + 1]:
                         break
                 bar.close()
                 elapsed = time.perf_counter() - t0
+                sum_loss, n_seen, n_items = rt.all_sum(sum_loss, n_seen, n_items)    # every rank's batches
                 metrics = {"kind": "epoch", "stage": stage.name, "epoch": global_epoch + 1, "step": pos.step,
                            "train_loss": sum_loss / max(n_seen, 1), "seconds": round(elapsed, 2),
-                           "items_per_s": round(n_items * rt.world_size / max(elapsed, 1e-9), 1)}
+                           "items_per_s": round(n_items / max(elapsed, 1e-9), 1)}
                 metrics.update(task.evaluate(module))
                 pos.history.append(metrics)
                 _log(out_dir, rt, metrics)
@@ -180,14 +179,58 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     return pos.history
 
 
+def _agreed_stop(stop: dict, rt: Runtime) -> int:
+    """The signal to stop on, agreed by every rank (a signal may reach one rank a step before another)."""
+    signum = stop["signum"] or 0
+    if rt.distributed:                    # max over ranks via a sum of one-hot flags: any rank stops them all
+        got_int, got_term = rt.all_sum(float(signum == signal.SIGINT), float(signum == signal.SIGTERM))
+        signum = signal.SIGINT if got_int else signal.SIGTERM if got_term else 0
+    return int(signum)
+
+
 def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry) -> None:
-    if out_dir is None or not rt.is_main:
+    """Write resume.pt (rank 0). Every rank must call it: the per-rank carries and RNG states are gathered."""
+    if out_dir is None:
+        return
+    ranks = rt.gather({"carry": _to_device(carry, "cpu"), "rng": rng_state()})   # each rank's own stream state
+    if not rt.is_main:
         return
     save_tensors(Path(out_dir) / RESUME_FILE, {
-        "model": module.state_dict(), "optimizer": optimizer.state_dict(), "carry": carry,
+        "model": module.state_dict(), "optimizer": optimizer.state_dict(), "ranks": ranks,
         "position": {"stage": pos.stage, "epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
-                     "history": pos.history},
-        "rng": rng_state()})
+                     "history": pos.history, "world_size": rt.world_size}})
+
+
+def _load_resume(out_dir: Path, rt: Runtime, module):
+    """(position, this rank's carry, optimiser state) from out_dir/resume.pt; a fresh start when there is none."""
+    path = out_dir / RESUME_FILE
+    seen = rt.all_sum(float(path.is_file()))[0]
+    if seen == 0:
+        return Position(), None, None
+    if seen != rt.world_size:             # multi-node without a shared --out: ranks would start at different steps
+        raise UlmfitError(f"{path} is visible to {int(seen)} of {rt.world_size} processes; --out must be on a "
+                          "filesystem every node shares")
+    saved = load_tensors(path)
+    if not isinstance(saved, dict) or not {"model", "optimizer", "position", "ranks"} <= set(saved):
+        raise UlmfitError(f"{path} is not a ulmfit resume checkpoint")
+    position = dict(saved["position"])
+    written_by = position.pop("world_size", 1)
+    if written_by != rt.world_size:
+        raise UlmfitError(f"{path} was written by a run on {written_by} process(es); resume it on {written_by}, "
+                          f"not {rt.world_size} (each process owns a slice of the data streams)")
+    load_state_checked(module, saved["model"], path)
+    mine = saved["ranks"][rt.rank]
+    set_rng_state(mine["rng"])
+    return Position(**position), _to_device(mine["carry"], rt.device), saved["optimizer"]
+
+
+def _to_device(obj, device):
+    """Tensors nested in tuples/lists (the LM's hidden state) moved to `device`."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(o, device) for o in obj)
+    return obj
 
 
 def _log(out_dir, rt: Runtime, record: dict) -> None:
