@@ -1,8 +1,8 @@
 """Benchmark: tokenise + numericalise WikiText-2 train (10.8 MB) with 1 and 2 processes (issue 2, §3).
 
-Reports tokens/s, MB/s (of the raw wiki.train.tokens bytes), the projected time for WikiText-103 train (540 MB),
-and peak RSS (ru_maxrss of this process + the largest child). Target: WikiText-103 in < 10 min on 2 cores
-(>= 0.9 MB/s) with peak RSS < 2 GB. Reads the data mirror ($ULMFIT_MIRROR, else ../shared/data).
+Reports tokens/s, MB/s (of the raw wiki.train.tokens bytes), the projected time for WikiText-103 train
+(540 MB), and peak RSS (ru_maxrss of this process + the largest child). Target: WikiText-103 in < 10 min
+on 2 cores (>= 0.9 MB/s) with peak RSS < 2 GB. Reads the data mirror ($ULMFIT_MIRROR, else ../shared/data).
 
     python benchmarks/tokenize.py [--vocab-size 30000] [--processes 1 2]
 
@@ -66,7 +66,8 @@ def main() -> None:
             mb_s = raw_bytes / 1e6 / seconds
             rows.append(dict(processes=p, seconds=round(seconds, 2), tokens=int(len(ids)),
                              tokens_per_s=round(len(ids) / seconds), mb_per_s=round(mb_s, 2),
-                             wt103_minutes=round(WT103_TRAIN_BYTES / 1e6 / mb_s / 60, 1), dtype=str(ids.dtype)))
+                             wt103_minutes=round(WT103_TRAIN_BYTES / 1e6 / mb_s / 60, 1),
+                             dtype=str(ids.dtype)))
             del ids, offsets
 
     print(f"WikiText-2 train: {raw_bytes / 1e6:.1f} MB, {len(docs)} articles; tokenizer {args.model_type} "

@@ -1,4 +1,4 @@
-"""Tests for ulmfit/datasets.py: registry, download (against a local http.server), cache, mirror, standard splits."""
+"""Tests for ulmfit/datasets.py: registry, download (local http.server), cache, mirror, standard splits."""
 import dataclasses
 import hashlib
 import io
@@ -18,8 +18,8 @@ from ulmfit.errors import UlmfitError
 MIRROR = Path(os.environ.get("ULMFIT_MIRROR") or Path(__file__).parents[2] / "shared" / "data")
 needs_mirror = pytest.mark.skipif(not (MIRROR / "wikitext2").is_dir(), reason=f"no data mirror at {MIRROR}")
 
-WIKI = {"train": " \n = Alpha = \n \n Alpha is a 1 @,@ 000 km @-@ long river . \n = = History = = \n It flows . \n"
-                 " = Beta = \n Beta is small . \n",
+WIKI = {"train": " \n = Alpha = \n \n Alpha is a 1 @,@ 000 km @-@ long river . \n = = History = = \n"
+                 " It flows . \n = Beta = \n Beta is small . \n",
         "valid": " = Gamma = \n Gamma . \n", "test": " = Delta = \n Delta . \n"}
 
 
@@ -85,7 +85,8 @@ def _files(folder: Path) -> list:
 class TestRegistry:
     def test_names(self):
         """The registry holds exactly the seven datasets of issue 2."""
-        assert set(D.DATASETS) == {"wikitext103", "wikitext2", "ptb", "imdb", "imdb_sample", "clickbait", "rt_polarity"}
+        assert set(D.DATASETS) == {"wikitext103", "wikitext2", "ptb", "imdb", "imdb_sample", "clickbait",
+                                   "rt_polarity"}
 
     @pytest.mark.parametrize("name", sorted(D.DATASETS))
     def test_entries_complete(self, name):
@@ -115,7 +116,8 @@ class TestDownload:
         url, archive = server
         folder = D.fetch(toy_spec([f"{url}/ok/wikitext-2-v1.zip"], archive))
         assert (folder / "wikitext-2-v1.zip").read_bytes() == archive
-        articles = [d for d in R.read_wikitext(folder, "2")["train"] if d.strip()]   # the file opens with " \n"
+        # the file opens with " \n", which makes an empty first document
+        articles = [d for d in R.read_wikitext(folder, "2")["train"] if d.strip()]
         assert articles[0].startswith("= Alpha =") and len(articles) == 2
 
     def test_cached_is_not_downloaded_again(self, server, cache):
@@ -172,7 +174,8 @@ class TestDownload:
         member = "wikitext-2/wiki.valid.tokens"
         D.fetch(toy_spec([f"{url}/ok/wikitext-2-v1.zip"], archive, sha256="", members=((member, good),)))
         with pytest.raises(UlmfitError, match="wiki.valid.tokens"):
-            spec = toy_spec([f"{url}/ok/wikitext-2-v1.zip"], archive, sha256="", members=((member, "1" * 64),))
+            spec = toy_spec([f"{url}/ok/wikitext-2-v1.zip"], archive, sha256="",
+                            members=((member, "1" * 64),))
             D.fetch(dataclasses.replace(spec, name="toywiki2"))
 
 

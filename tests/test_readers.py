@@ -1,4 +1,4 @@
-"""Tests for ulmfit/readers.py: a user's CSV/TSV/JSONL/class-folder/plain-text data and its one-line errors."""
+"""Tests for ulmfit/readers.py: a user's CSV/TSV/JSONL/class-folder/plain-text data, one-line errors."""
 import gzip
 import json
 
@@ -83,7 +83,8 @@ class TestLabelledErrors:
 
     def test_single_class(self, tmp_path):
         """A file with only one label cannot train a classifier."""
-        one_line_error(read_labelled_file, write(tmp_path / "d.csv", "text,label\na,x\nb,x\n"), match="two classes")
+        f = write(tmp_path / "d.csv", "text,label\na,x\nb,x\n")
+        one_line_error(read_labelled_file, f, match="two classes")
 
     def test_empty_text(self, tmp_path):
         """An empty text is reported with its example number."""
@@ -92,7 +93,8 @@ class TestLabelledErrors:
 
     def test_bad_json(self, tmp_path):
         """A JSONL line that is not JSON is reported with its line number."""
-        one_line_error(read_labelled_file, write(tmp_path / "d.jsonl", '{"text": "a"}\n{oops\n'), match="line 2")
+        f = write(tmp_path / "d.jsonl", '{"text": "a"}\n{oops\n')
+        one_line_error(read_labelled_file, f, match="line 2")
 
     def test_unknown_format(self, tmp_path):
         """An unknown suffix lists the supported formats."""

@@ -1,4 +1,4 @@
-"""Tests for ulmfit/tokenizer.py: pre-rules, SentencePiece training with fixed special ids, round trips, corpora."""
+"""Tests for ulmfit/tokenizer.py: pre-rules, SentencePiece with fixed special ids, round trips, corpora."""
 import os
 import warnings
 
@@ -9,8 +9,8 @@ from ulmfit.config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig
 from ulmfit.errors import UlmfitError
 from ulmfit.tokenizer import MARKERS, Tokenizer, _CorpusWriter, apply_rules, load_corpus, undo_rules
 
-WORDS = ("the a film movie was is good bad great terrible story actor plot we they it and but very not really "
-         "river city music game song team year people world time").split()
+WORDS = ("the a film movie was is good bad great terrible story actor plot we they it and but very not "
+         "really river city music game song team year people world time").split()
 
 
 def make_docs(n=120, seed=0) -> list[str]:
@@ -119,7 +119,7 @@ class TestEncodeDecode:
 
     @pytest.mark.parametrize("text", SENTENCES)
     def test_round_trip(self, tok, text):
-        """decode(encode_document(text)) is the readable text: rules undone, escapes fixed, breaks as newlines."""
+        """decode(encode_document(text)) is readable text: rules undone, escapes fixed, breaks as newlines."""
         expected = apply_rules(text)             # the canonical form: HTML/WikiText fixes applied
         assert words(tok.decode(tok.encode_document(text))) == words(undo_rules(expected))
 
@@ -158,7 +158,8 @@ class TestCorpus:
         ids, offsets = tok.encode_corpus(docs, tmp_path / "c", chunk_chars=500)
         assert isinstance(ids, np.memmap) and ids.dtype == np.uint16 and offsets.dtype == np.int64
         assert len(offsets) == 31 and offsets[-1] == len(ids)
-        assert all(ids[offsets[i]:offsets[i + 1]].tolist() == tok.encode_document(d) for i, d in enumerate(docs))
+        for i, doc in enumerate(docs):
+            assert ids[offsets[i]:offsets[i + 1]].tolist() == tok.encode_document(doc)
         assert np.array_equal(load_corpus(tmp_path / "c")[1], offsets)
 
     def test_two_processes_same_result(self, tok, tmp_path):

@@ -51,8 +51,8 @@ def read_utf8(path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise UlmfitError(f"{path} is not UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} (line {line}); "
-                          "re-save it as UTF-8") from None
+        raise UlmfitError(f"{path} is not UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} "
+                          f"(line {line}); re-save it as UTF-8") from None
     return text[1:] if text.startswith("\ufeff") else text        # drop a BOM (Excel writes one)
 
 
@@ -79,7 +79,8 @@ def read_labelled_file(path, text_cols: str | Sequence[str] = "text",
                               "or a folder per class")
         for col in cols + ([label_col] if label_col is not None else []):
             if col not in header:
-                raise UlmfitError(f"{path} has no column {col!r}; available columns: {', '.join(map(str, header))}")
+                raise UlmfitError(f"{path} has no column {col!r}; available columns: "
+                                  f"{', '.join(map(str, header))}")
         texts = ["\n".join(_cell(row.get(c)) for c in cols) for row in rows]
         labels = [_cell(row.get(label_col)).strip() for row in rows] if label_col is not None else []
     if label_col is None:
@@ -127,7 +128,8 @@ def _read_jsonl(path: Path) -> tuple[list[dict], list[str]]:
 
 def _read_class_folders(root: Path) -> tuple[list[str], list[str]]:
     texts, labels = [], []
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "unsup")
+    classes = sorted(p for p in root.iterdir()
+                     if p.is_dir() and not p.name.startswith(".") and p.name != "unsup")
     if not classes:
         raise UlmfitError(f"{root} has no sub-folders: expected one folder per class (root/<label>/*.txt)")
     for folder in classes:
@@ -142,16 +144,18 @@ def _read_class_folders(root: Path) -> tuple[list[str], list[str]]:
 def _check_labelled(path: Path, texts: list[str], labels: list[str], need_labels: bool) -> None:
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if empty:
-        raise UlmfitError(f"{path}: {len(empty)} example(s) have an empty text (first: example {empty[0] + 1}); "
-                          "remove them or pick another --text-col")
+        raise UlmfitError(f"{path}: {len(empty)} example(s) have an empty text (first: example "
+                          f"{empty[0] + 1}); remove them or pick another --text-col")
     if not need_labels:
         return
     no_label = [i for i, label in enumerate(labels) if not label]
     if no_label:
-        raise UlmfitError(f"{path}: {len(no_label)} example(s) have no label (first: example {no_label[0] + 1})")
+        raise UlmfitError(f"{path}: {len(no_label)} example(s) have no label "
+                          f"(first: example {no_label[0] + 1})")
     classes = sorted(set(labels))
     if len(classes) < 2:
-        raise UlmfitError(f"{path}: every example has the label {classes[0]!r}; a classifier needs at least two classes")
+        raise UlmfitError(f"{path}: every example has the label {classes[0]!r}; a classifier needs at least "
+                          "two classes")
 
 
 def read_text_files(paths, split: str = "file") -> list[str]:
@@ -176,7 +180,8 @@ def read_text_files(paths, split: str = "file") -> list[str]:
         text = read_utf8(f).replace("\r\n", "\n")
         docs += _split_text(text, split)
     if not docs:
-        raise UlmfitError(f"{files[0] if len(files) == 1 else 'the text files'}: no text (every file is empty)")
+        where = files[0] if len(files) == 1 else "the text files"
+        raise UlmfitError(f"{where}: no text (every file is empty)")
     return docs
 
 
@@ -188,7 +193,7 @@ def _split_text(text: str, split: str) -> Iterable[str]:
     return [p.strip("\n") for p in text.split("\n\n") if p.strip()]
 
 
-# ---- the registered datasets' own formats (called by datasets.DATASETS[name].reader) -------------------------
+# ---- the registered datasets' own formats (called by datasets.DATASETS[name].reader) -----------------------
 # Each reader takes the folder `datasets.fetch` returned and accepts both forms: the mirror files
 # (../shared/data/<name>/, recompressed copies) and the upstream release (archives, as downloaded).
 
@@ -222,13 +227,14 @@ class ArticleStream:
 
 
 def read_wikitext(folder: Path, version: str, lazy: bool = False) -> dict:
-    """{"train", "valid", "test"} -> articles, from wiki.*.tokens.gz (mirror) or wikitext-<v>-v1.zip (upstream)."""
+    """{"train", "valid", "test"} -> articles, from wiki.*.tokens.gz (mirror) or the upstream zip."""
     out = {}
     for split in ("train", "valid", "test"):
         if (folder / f"wiki.{split}.tokens.gz").is_file():
             stream = ArticleStream(folder / f"wiki.{split}.tokens.gz")
         else:
-            stream = ArticleStream(folder / f"wikitext-{version}-v1.zip", f"wikitext-{version}/wiki.{split}.tokens")
+            stream = ArticleStream(folder / f"wikitext-{version}-v1.zip",
+                                   f"wikitext-{version}/wiki.{split}.tokens")
         out[split] = stream if lazy else list(stream)
     return out
 
@@ -244,7 +250,7 @@ def read_ptb(folder: Path) -> dict:
 
 
 def read_imdb(folder: Path) -> dict:
-    """{"train", "test"} -> (texts, "neg"/"pos"), {"unsup"} -> (50k texts, "unsup"); rows sorted by label, id."""
+    """{"train", "test"} -> (texts, "neg"/"pos"), {"unsup"} -> (50k texts, "unsup"); sorted by label, id."""
     import lzma as _lzma
     rows: dict[str, list] = {"train": [], "test": [], "unsup": []}
     if (folder / "train.csv.xz").is_file():
@@ -270,7 +276,7 @@ def read_imdb(folder: Path) -> dict:
 
 
 def read_imdb_sample(folder: Path) -> dict:
-    """fastai's IMDB_SAMPLE: is_valid=False -> "train" (800), True -> "test" (200); labels negative/positive."""
+    """fastai's IMDB_SAMPLE: is_valid=False -> "train" (800), True -> "test" (200); negative/positive."""
     if (folder / "texts.csv.gz").is_file():
         text = read_utf8(folder / "texts.csv.gz")
     elif (folder / "texts.csv").is_file():
@@ -289,9 +295,9 @@ def read_imdb_sample(folder: Path) -> dict:
 
 def read_line_labelled(folder: Path, files: dict[str, tuple[str, ...]], archive: str | None = None,
                        members: dict[str, str] | None = None) -> dict:
-    """One text per non-empty line, the label given by the file: {"train": (texts, labels)} (no official split).
-    `files` maps label -> candidate file names (first found wins); otherwise label -> `members[label]` inside the
-    upstream tarball `archive`, whose 8-bit (cp1252) text is decoded as such."""
+    """One text per non-empty line, labelled by its file: {"train": (texts, labels)} (no official split).
+    `files` maps label -> candidate file names (first found wins); otherwise label -> `members[label]` inside
+    the upstream tarball `archive`, whose 8-bit (cp1252) text is decoded as such."""
     texts, labels = [], []
     for label, names in files.items():
         found = [folder / n for n in names if (folder / n).is_file()]

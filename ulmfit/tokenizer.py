@@ -1,13 +1,13 @@
 """Step 1 of the pipeline: text -> sub-word ids, and a corpus -> a compact memory-mapped id array.
 
 ULMFiT §3 uses fastai's word tokenizer with pre-rules (xxmaj, xxup, xxrep, xxwrep, HTML fixes); fastai later
-moved to SentencePiece (Kudo & Richardson 2018), which we use here: a unigram (default), BPE or word model trained
-on the corpus, with fixed special ids pad=0 unk=1 bos=2 eos=3 and the pre-rule markers as single user-defined
-pieces. A document is BOS + pieces(line1) + EOS + pieces(line2) + EOS + ... (EOS = end of line; lines are
-`doc.split("\n")` after the pre-rules, blank ones included, so HTML breaks become EOS too).
+moved to SentencePiece (Kudo & Richardson 2018), which we use here: a unigram (default), BPE or word model
+trained on the corpus, with fixed special ids pad=0 unk=1 bos=2 eos=3 and the pre-rule markers as single
+user-defined pieces. A document is BOS + pieces(line1) + EOS + pieces(line2) + EOS + ... (EOS = end of line;
+lines are `doc.split("\\n")` after the pre-rules, blank ones included, so HTML breaks become EOS too).
 
-On disk a numericalised corpus is `<prefix>.ids.npy` (flat uint16/int32) + `<prefix>.offsets.npy` (int64, n_docs+1),
-written by streaming chunks from worker processes and read back with `np.load(mmap_mode="r")`.
+On disk a numericalised corpus is `<prefix>.ids.npy` (flat uint16/int32) + `<prefix>.offsets.npy` (int64,
+n_docs+1), written by streaming chunks from worker processes and read back with `np.load(mmap_mode="r")`.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig
 from .errors import UlmfitError
 
-# ---- fastai-style pre-rules (fastai.text.core: fix_html, replace_rep, replace_wrep, replace_all_caps, replace_maj)
+# ---- fastai-style pre-rules -------------------------------------------------------------------------------
+# after fastai.text.core: fix_html, replace_rep, replace_wrep, replace_all_caps, replace_maj
 MARKERS = ("xxmaj", "xxup", "xxrep", "xxwrep", "xxunk")
 # The leading "▁" (SentencePiece's space) makes " xxmaj" one piece instead of two ("▁" + "xxmaj").
 USER_SYMBOLS = tuple("\u2581" + m for m in MARKERS)
@@ -58,7 +59,7 @@ def _case(m: re.Match) -> str:
 
 
 def apply_rules(text: str) -> str:
-    """fastai's pre-rules: HTML/WikiText fixes, then xxrep, xxwrep, xxup, xxmaj markers (lower-casing the words)."""
+    """fastai's pre-rules: HTML/WikiText fixes, then the xxrep, xxwrep, xxup, xxmaj markers (§3, fastai)."""
     for old, new in _HTML:
         if old in text:
             text = text.replace(old, new)
@@ -99,14 +100,15 @@ class Tokenizer:
             raise UlmfitError(f"cannot read tokenizer model {self.model_path}: {e}") from None
         ids = (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id())
         if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
-            raise UlmfitError(f"{self.model_path} has special ids {ids}, expected (0, 1, 2, 3): not an ulmfit tokenizer")
+            raise UlmfitError(f"{self.model_path} has special ids {ids}, expected (0, 1, 2, 3): "
+                              "not an ulmfit tokenizer")
         self.vocab_size = self.sp.get_piece_size()
         self.pre_rules = self.sp.piece_to_id(USER_SYMBOLS[0]) != UNK_ID
 
-    # ---- training and files ---------------------------------------------------------------------------------
+    # ---- training and files --------------------------------------------------------------------------------
     @classmethod
     def train(cls, documents: Iterable[str], config: TokenizerConfig, out_dir: Path) -> "Tokenizer":
-        """Train SentencePiece on `documents` (streamed, no temp file); write out_dir/tokenizer.model + vocab.txt."""
+        """Train SentencePiece on `documents` (streamed, no temp file); writes tokenizer.model + vocab.txt."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         n_lines = [0]
@@ -136,8 +138,9 @@ class Tokenizer:
             msg = str(e).splitlines()[0]
             need = re.search(r"smaller than required_chars\. \d+ vs (\d+)", msg)
             if need:
-                raise UlmfitError(f"tokenizer vocab_size={config.vocab_size} is too small for this corpus: it needs "
-                                  f"at least {need.group(1)} (special tokens + characters); raise vocab_size") from None
+                raise UlmfitError(f"tokenizer vocab_size={config.vocab_size} is too small for this corpus: "
+                                  f"it needs at least {need.group(1)} (special tokens + characters); "
+                                  "raise vocab_size") from None
             raise UlmfitError(f"SentencePiece training failed: {msg}") from None
         _atomic_write(out_dir / "tokenizer.model", model.getvalue())
         tok = cls(out_dir / "tokenizer.model")
@@ -173,7 +176,7 @@ class Tokenizer:
         """sha256 of the model file: checkpoints store it to catch a mismatched tokenizer."""
         return hashlib.sha256(self.model_path.read_bytes()).hexdigest()
 
-    # ---- encoding ---------------------------------------------------------------------------------------------
+    # ---- encoding ------------------------------------------------------------------------------------------
     def _prepare(self, text: str) -> str:
         return apply_rules(text) if self.pre_rules else text
 
@@ -182,7 +185,7 @@ class Tokenizer:
         return self.sp.encode(self._prepare(text).replace("\n", " "))
 
     def encode_document(self, doc: str) -> list[int]:
-        """BOS + pieces of each line of `doc` (blank lines too), each followed by EOS (the contract's form)."""
+        """BOS + pieces of each line of `doc` (blank lines too), each followed by EOS (the contract)."""
         return _encode_docs(self.sp, [doc], self.pre_rules)[0]
 
     def decode(self, ids) -> str:
@@ -200,12 +203,12 @@ class Tokenizer:
         text = "\n".join(self.sp.decode(piece_ids) for piece_ids in lines)
         return undo_rules(text) if self.pre_rules else text
 
-    def encode_corpus(self, documents: Iterable[str], prefix: Path, processes: int = 1, desc: str = "tokenize",
-                      chunk_chars: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-        """Numericalise `documents` into <prefix>.ids.npy/.offsets.npy in worker processes; return the memmaps.
+    def encode_corpus(self, documents: Iterable[str], prefix: Path, processes: int = 1,
+                      desc: str = "tokenize", chunk_chars: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+        """Numericalise `documents` into <prefix>.ids.npy/.offsets.npy in worker processes; return memmaps.
 
-        Documents are grouped into ~1 MB chunks; at most 2 chunks per worker are in flight (Pool.imap would read
-        the whole input ahead into its queue), results are appended to the file in order as they arrive.
+        Documents are grouped into ~1 MB chunks; at most 2 chunks per worker are in flight (Pool.imap would
+        read the whole input ahead into its queue), results are appended to the file in order as they arrive.
         """
         dtype = np.uint16 if self.vocab_size <= 65535 else np.int32
         chunks = _chunked(documents, chunk_chars)
@@ -219,7 +222,8 @@ class Tokenizer:
                     bar.update(len(chunk))
             else:
                 ctx = get_context("forkserver" if "forkserver" in _methods() else "spawn")
-                with ctx.Pool(processes, _init_worker, (self.sp.serialized_model_proto(), self.pre_rules, dtype)) as pool:
+                init_args = (self.sp.serialized_model_proto(), self.pre_rules, dtype)
+                with ctx.Pool(processes, _init_worker, init_args) as pool:
                     pending: deque = deque()
                     for chunk in chunks:
                         pending.append((len(chunk), pool.apply_async(_encode_chunk, (chunk,))))
@@ -247,7 +251,7 @@ def load_corpus(prefix) -> tuple[np.ndarray, np.ndarray]:
     return np.load(ids_path, mmap_mode="r"), np.load(off_path)
 
 
-# ---- worker side: one SentencePiece model per process, loaded once by the pool initializer ------------------
+# ---- worker side: one SentencePiece model per process, loaded once by the pool initializer -----------------
 _W: dict = {}
 
 
@@ -300,7 +304,7 @@ def _chunked(documents: Iterable[str], chunk_chars: int) -> Iterator[list[str]]:
         yield chunk
 
 
-# ---- streaming .npy writer ------------------------------------------------------------------------------------
+# ---- streaming .npy writer ---------------------------------------------------------------------------------
 _HEADER_BYTES = 128        # room for any 1-D shape; patched once the length is known
 
 
