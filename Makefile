@@ -2,6 +2,8 @@
 # so `make classify` runs whatever stages are missing and skips the finished ones.
 #   make classify DATASET=imdb PRESET=small      make pretrain CORPUS=wikitext103 PRESET=paper (GPU)
 PY        ?= python
+# The CPU wheel on this project's machines; elsewhere e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
 PRESET    ?= small
 CORPUS    ?= wikitext2
 DATASET   ?= clickbait
@@ -24,7 +26,8 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: PRESET=$(PRESET) CORPUS=$(CORPUS) DATASET=$(DATASET) BACKWARDS=$(BACKWARDS) RUNS=$(RUNS)"
 
-install:  ## install ulmfit with the dev extras (torch: CPU wheel where available)
+install:  ## install ulmfit with the dev extras (installs TORCH_SPEC first when torch is missing)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH_SPEC)
 	$(PY) -m pip install -e ".[dev]"
 
 test:  ## the fast test suite
