@@ -40,9 +40,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:            # also a KeyboardInterrupt mid-write: never leave the temp file behind
         Path(tmp).unlink(missing_ok=True)
-        raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
+        if isinstance(e, OSError):
+            raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
+        raise
     try:                                  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
         os.fsync(dir_fd)

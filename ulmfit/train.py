@@ -120,46 +120,48 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                            dynamic_ncols=True, leave=True)
                 net.train()
                 t0, sum_loss, n_seen, n_items = time.perf_counter(), 0.0, 0, 0
-                for batch in task.batches(global_epoch, pos.batch):
-                    step_in_stage = pos.step - first_steps[si]
-                    lr = lr_at(cfg.schedule, step_in_stage, total, cfg.lr, cfg)
-                    with rt.autocast():
-                        result = task.step(net, batch, carry)
-                    loss, carry = result.loss, result.carry
-                    for g in optimizer.param_groups:
-                        g["lr"] = lr * g["lr_scale"] * result.lr_mult
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(optimizer)
-                    else:
-                        loss.backward()
-                    if cfg.clip > 0:
-                        torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.clip)
-                    if scaler is not None:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    pos.step += 1
-                    pos.batch += 1
-                    sum_loss, n_seen, n_items = sum_loss + result.metric.item(), n_seen + 1, n_items + result.items
-                    if rt.is_main:
-                        rate = n_items / max(time.perf_counter() - t0, 1e-9)
-                        bar.set_postfix(task.postfix(sum_loss / n_seen, rate, lr), refresh=False)
-                        bar.update(1)
-                        if pos.step % 10 == 0:
-                            _log(out_dir, rt, {"kind": "train", "stage": stage.name, "step": pos.step,
-                                               "loss": sum_loss / n_seen, "lr": lr})
-                    if cfg.save_every and pos.step % cfg.save_every == 0:
-                        _save_resume(out_dir, rt, module, optimizer, pos, carry)
-                    signum = _agreed_stop(stop, rt)
-                    if signum:
-                        _save_resume(out_dir, rt, module, optimizer, pos, carry)
-                        raise Interrupted(signum, pos.step)
-                    if pos.step >= first_steps[si + 1]:
-                        break
-                bar.close()
+                try:                      # close the bar first, so an error or a stop message gets its own line
+                    for batch in task.batches(global_epoch, pos.batch):
+                        step_in_stage = pos.step - first_steps[si]
+                        lr = lr_at(cfg.schedule, step_in_stage, total, cfg.lr, cfg)
+                        with rt.autocast():
+                            result = task.step(net, batch, carry)
+                        loss, carry = result.loss, result.carry
+                        for g in optimizer.param_groups:
+                            g["lr"] = lr * g["lr_scale"] * result.lr_mult
+                        optimizer.zero_grad(set_to_none=True)
+                        if scaler is not None:
+                            scaler.scale(loss).backward()
+                            scaler.unscale_(optimizer)
+                        else:
+                            loss.backward()
+                        if cfg.clip > 0:
+                            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.clip)
+                        if scaler is not None:
+                            scaler.step(optimizer)
+                            scaler.update()
+                        else:
+                            optimizer.step()
+                        pos.step += 1
+                        pos.batch += 1
+                        sum_loss, n_seen, n_items = sum_loss + result.metric.item(), n_seen + 1, n_items + result.items
+                        if rt.is_main:
+                            rate = n_items / max(time.perf_counter() - t0, 1e-9)
+                            bar.set_postfix(task.postfix(sum_loss / n_seen, rate, lr), refresh=False)
+                            bar.update(1)
+                            if pos.step % 10 == 0:
+                                _log(out_dir, rt, {"kind": "train", "stage": stage.name, "step": pos.step,
+                                                   "loss": sum_loss / n_seen, "lr": lr})
+                        if cfg.save_every and pos.step % cfg.save_every == 0:
+                            _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                        signum = _agreed_stop(stop, rt)
+                        if signum:
+                            _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                            raise Interrupted(signum, pos.step)
+                        if pos.step >= first_steps[si + 1]:
+                            break
+                finally:
+                    bar.close()
                 elapsed = time.perf_counter() - t0
                 sum_loss, n_seen, n_items = rt.all_sum(sum_loss, n_seen, n_items)    # every rank's batches
                 metrics = {"kind": "epoch", "stage": stage.name, "epoch": global_epoch + 1, "step": pos.step,
