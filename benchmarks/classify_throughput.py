@@ -15,22 +15,27 @@ this machine in fp32; the target is inference >= 2.5x that (bf16 allowed). Each 
 """
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import platform
-import shlex
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
+# Python puts this script's folder first on sys.path, where a sibling such as benchmarks/tokenize.py would
+# shadow the stdlib module of that name (torch imports `tokenize`); put the repo root there instead, so the
+# script also runs from a checkout without `pip install -e .`.
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))          # run as a plain script from a checkout, without `pip install -e .`
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from ulmfit.classifier import TextClassifier  # noqa: E402
 from ulmfit.config import preset  # noqa: E402
@@ -118,7 +123,8 @@ def provenance(argv: list[str], wall_seconds: float) -> list[str]:
             f"# git commit: {commit}",
             f"# date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
             f"# cpu: {cpu}; torch {torch.__version__}; python {platform.python_version()}",
-            f"# wall time: {wall_seconds:.0f} s"]
+            f"# wall time: {wall_seconds:.0f} s; load average at the end (1/5/15 min): "
+            + " ".join(f"{x:.1f}" for x in os.getloadavg()) + " (the cores are shared: other jobs slow us)"]
 
 
 def main(argv=None) -> dict:
