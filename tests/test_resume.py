@@ -155,6 +155,13 @@ class TestPickledCode:
         assert "\n" not in str(info.value)
         assert not marker.exists()
 
+    def test_payload_is_live(self, tmp_path):
+        """Control: the same file loaded the unsafe way (weights_only=False) does run the command."""
+        marker, path = tmp_path / "pwned", tmp_path / ckpt.WEIGHTS_FILE
+        torch.save({"extra": Payload(marker)}, path)
+        torch.load(path, weights_only=False)
+        assert marker.exists()
+
     def test_truncated_checkpoint_is_a_user_error(self, tmp_path):
         """A checkpoint cut in half reads as 'truncated or corrupt', not a torch traceback."""
         path = tmp_path / ckpt.WEIGHTS_FILE

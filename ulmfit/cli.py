@@ -28,6 +28,16 @@ class _Parser(argparse.ArgumentParser):
         raise UlmfitError(f"{self.prog}: {message}")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _add_data_args(p, labelled: bool) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help="a registry name (see `ulmfit data list`)")
@@ -93,13 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, metavar="FILE")
     p.add_argument("--text-col", nargs="+", default=["text"], metavar="C")
     p.add_argument("--label-col", default="label", metavar="C")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
     p = sub.add_parser("predict", help="labels with probabilities")
     p.add_argument("dirs", nargs="+", help="classifier dir(s), then the texts (or use --file)")
     p.add_argument("--file", type=Path, help="CSV/TSV/JSONL/text file of texts")
     p.add_argument("--out", type=Path, help="CSV to write (with --file)")
     p.add_argument("--text-col", nargs="+", default=["text"], metavar="C")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
     p = sub.add_parser("generate", help="sample text from an LM dir")
     p.add_argument("dir", type=Path)
     p.add_argument("prompt")

@@ -96,8 +96,10 @@ def evaluate(args) -> dict:
 def predict(args) -> dict:
     from . import readers
     from .inference import ensemble_proba
-    dirs = [Path(d) for d in args.dirs if Path(d).is_dir()]
-    texts = [d for d in args.dirs if not Path(d).is_dir()]
+    n_dirs = 0                            # the leading arguments that are dirs; "" is a text, not "."
+    while n_dirs < len(args.dirs) and args.dirs[n_dirs] and Path(args.dirs[n_dirs]).is_dir():
+        n_dirs += 1
+    dirs, texts = [Path(d) for d in args.dirs[:n_dirs]], list(args.dirs[n_dirs:])
     if not dirs:
         raise UlmfitError(f"no model dir among {args.dirs[:3]}: the first argument must be a classifier dir")
     if args.file:
