@@ -1,0 +1,136 @@
+# %% [markdown]
+# # 05 · Stage 3: the classifier — concat pooling, BPT3C, gradual unfreezing
+#
+# ULMFiT §3.3 puts a small head on the fine-tuned encoder: the last LSTM layer's outputs are **concat-pooled**
+# (last state, max and mean over time), then two BatchNorm → Dropout → Linear blocks give the class logits. Long
+# documents are read with **BPT3C** (backpropagation through time for text classification), and the pretrained
+# layers are thawed one per epoch by **gradual unfreezing**, with discriminative LRs and STLR as in stage 2.
+# %% [include] _setup.py
+# %% [markdown]
+# ## Masked concat pooling (§3.3, eq. 4)
+#
+# h_c = [h_T, maxpool(H), meanpool(H)] over the *real* tokens of each document. In a right-padded batch the padding
+# must not win the max, dilute the mean or be taken as the last state. Check that pooling a padded batch gives what
+# pooling each document alone gives.
+# %%
+from ulmfit.classifier import masked_concat_pool
+
+outputs = torch.randn(3, 7, 4)                                      # (B, T, E), documents of length 7, 4 and 2
+lengths = torch.tensor([7, 4, 2])
+mask = torch.arange(7)[None, :] < lengths[:, None]                  # (B, T) True at real tokens
+outputs = outputs.masked_fill(~mask[..., None], 100.0)              # make the padding loud
+pooled = masked_concat_pool(outputs, mask)                          # (B, 3E)
+for b, n in enumerate(lengths.tolist()):
+    alone = masked_concat_pool(outputs[b:b + 1, :n], torch.ones(1, n, dtype=torch.bool))
+    assert torch.allclose(pooled[b], alone[0])
+    h = outputs[b, :n]
+    assert torch.allclose(alone[0], torch.cat([h[-1], h.max(0).values, h.mean(0)]))   # eq. 4 by hand
+print("pooled", tuple(pooled.shape), "= [last | max | mean]; padded batch == each document alone")
+# %% [markdown]
+# The same holds for a whole classifier: with right padding the LSTM reads each document's real tokens before any
+# padding, so in eval mode a padded batch gives each document the logits it gets alone.
+# %%
+import dataclasses
+
+from ulmfit.classifier import TextClassifier
+from ulmfit.config import preset
+
+cfg = preset("tiny", "classify")
+clf = TextClassifier.from_config(dataclasses.replace(cfg.model, vocab_size=1000), n_classes=2, train_config=cfg.train).eval()
+docs = [torch.randint(4, 1000, (n,)) for n in (30, 11, 5)]
+tokens = torch.zeros(3, 30, dtype=torch.long)                       # PAD_ID = 0
+for b, d in enumerate(docs):
+    tokens[b, :len(d)] = d
+with torch.no_grad():
+    batch_logits = clf(tokens, tokens != 0)
+    alone = torch.cat([clf(d[None], torch.ones(1, len(d), dtype=torch.bool)) for d in docs])
+print(batch_logits, "\n", alone)
+assert torch.allclose(batch_logits, alone, atol=1e-5)
+# %% [markdown]
+# ## BPT3C (§3.3)
+#
+# A document is read in chunks of `bptt` tokens, each starting from the previous chunk's hidden state. Only the
+# last `max_len` tokens of each document feed the pooling; chunks entirely before every document's window run
+# without a graph (no activations kept), so memory is bounded by `max_len`, not by the document length. The
+# picture comes from `encode_in_chunks` itself (bptt = 5, max_len = 6).
+# %%
+from ulmfit.classifier import encode_in_chunks
+
+lengths = torch.tensor([23, 18, 16])
+tokens = torch.zeros(3, 23, dtype=torch.long)
+for b, n in enumerate(lengths.tolist()):
+    tokens[b, :n] = torch.randint(4, 1000, (n,))
+mask = tokens != 0
+bptt, max_len = 5, 6
+kept, mask_kept = encode_in_chunks(clf.encoder, tokens, mask, bptt=bptt, max_len=max_len)
+grad_from = tokens.shape[1] - kept.shape[1]
+print(f"kept outputs {tuple(kept.shape)} for positions {grad_from}..{tokens.shape[1] - 1}; mask_kept {tuple(mask_kept.shape)}")
+state = np.zeros(tokens.shape)                                       # 0 pad, 1 no_grad, 2 with grad, 3 pooled
+state[mask.numpy()] = 1
+state[:, grad_from:][mask[:, grad_from:].numpy()] = 2
+state[:, grad_from:][mask_kept.numpy()] = 3
+fig, ax = plt.subplots(figsize=(8, 1.8))
+ax.imshow(state, cmap=plt.matplotlib.colors.ListedColormap(["white", "#bbbbbb", "#9ecae1", "#08519c"]), vmin=0, vmax=3)
+for start in range(0, tokens.shape[1] + 1, bptt):
+    ax.axvline(start - 0.5, color="k", lw=1)
+ax.set(yticks=range(3), yticklabels=[f"doc {b} (n={n})" for b, n in enumerate(lengths.tolist())], xlabel="position")
+ax.grid(False)
+ax.set_title("grey: no_grad chunks · light blue: with graph · dark blue: pooled (last max_len real tokens)", fontsize=9)
+plt.show()
+# %% [markdown]
+# The long document's first chunks only carry the hidden state forward; gradients reach back to the first chunk
+# that feeds any document's pooling window, and each document pools over its own last 6 real tokens.
+#
+# ## Gradual unfreezing (§3.3) and the other strategies
+#
+# `unfreeze_plan` says which layer groups train in each epoch. ULMFiT's gradual unfreezing trains the head alone
+# first and thaws one more group per epoch from the top; "full" trains everything at once, "frozen" only the head
+# (feature extraction), "chain-thaw" (Felbo et al. 2017) one group at a time, then all. Here for the paper's
+# 3-layer classifier (5 groups) over 6 epochs.
+# %%
+from ulmfit.schedule import unfreeze_plan
+
+group_names = ["embedding", "lstm_0", "lstm_1", "lstm_2", "head"]
+strategies = ["gradual", "full", "frozen", "chain-thaw"]
+fig, axes = plt.subplots(1, 4, figsize=(11, 2.4), sharey=True)
+for ax, strategy in zip(axes, strategies):
+    grid = np.zeros((len(group_names), 6))
+    for epoch, trainable in enumerate(unfreeze_plan(len(group_names), strategy, 6)):
+        grid[trainable, epoch] = 1
+    ax.imshow(grid[::-1], cmap="Greens", vmin=0, vmax=1.3, aspect="auto")
+    ax.set(title=strategy, xlabel="epoch", xticks=range(6), xticklabels=range(1, 7))
+    ax.grid(False)
+axes[0].set(yticks=range(5), yticklabels=group_names[::-1])
+plt.tight_layout()
+plt.show()
+# %% [markdown]
+# Green = trained in that epoch. Gradual unfreezing is a staircase from the head down, so the randomly initialised
+# head settles before it can push large gradients into the pretrained layers (catastrophic forgetting, §3.3).
+# %% [include] _runs.py
+# %% [markdown]
+# ## A tiny classifier
+#
+# `classify` builds the classifier on the fine-tuned clickbait LM (from notebook 04, reused), trains it with
+# gradual unfreezing for 3 epochs (QUICK: on a seeded slice of 8,000 training headlines) and scores the test split. Look at the
+# validation accuracy growing as groups thaw.
+# %%
+data = clickbait_data()
+clf_dir = run_once(RUNS / "classify-clickbait-gradual", classify, stage_config("classify"), finetuned_lm("clickbait"), data)
+meta = json.loads((clf_dir / "config.json").read_text())
+for h in meta["history"]:
+    print(f"epoch {h['epoch']} stage {h['stage']:<14} train loss {h['train_loss']:.3f}  valid acc {h['valid_accuracy']:.3f}")
+print("test accuracy", round(meta["results"]["test_accuracy"], 4))
+# %% [markdown]
+# ## Using the trained classifier
+#
+# `load_classifier` rebuilds the model from the run dir (config + state_dict + tokenizer); `classifier_proba`
+# tokenizes, batches by length and returns probabilities in the input order.
+# %%
+from ulmfit.inference import classifier_proba, load_classifier
+
+model = load_classifier(clf_dir)
+headlines = ["You Won't Believe What This Cat Did Next", "Senate Passes Budget Bill After Long Debate",
+             "17 Things Only Introverts Will Understand", "Earthquake Strikes Northern Chile"]
+probs = classifier_proba(model, headlines)
+for text, p in zip(headlines, probs):
+    print(f"{model.label_names[p.argmax()]:<14} {p.max():.2f}  {text}")
