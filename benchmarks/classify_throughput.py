@@ -144,8 +144,8 @@ def main(argv=None) -> dict:
              f"{model.config.n_layers} layers, vocab {vocab}, bptt {model.bptt}; {args.seq_len}-token "
              f"documents; {args.threads} threads; train batch {args.train_batch_size}, inference batch "
              f"{args.infer_batch_size}; median of {args.repeats} after {args.warmup} warm-up",
-             "", "docs/s from wall-clock time (the JSON); in brackets, from CPU seconds / threads, which other "
-             "jobs on the shared cores disturb less (an estimate: serial sections push it up, spin-waiting down)",
+             "", "docs/s from wall-clock time (the JSON); [in brackets] from CPU seconds / threads, "
+             "which other jobs on the shared cores disturb less (an estimate)",
              "", f"{'precision':<10} {'train docs/s':>20} {'infer docs/s':>20} {'infer vs fastai':>16}"]
     print("\n".join(lines), flush=True)
     result = {}
