@@ -126,11 +126,13 @@ class WeightDropLSTM(nn.Module):
         mask = dropout_mask(self.weight_hh_raw, self.weight_hh_raw.shape, self.weight_p, generator)
         return _apply_mask(self.weight_hh_raw, mask)
 
-    def _fused_weights(self, weight_hh: torch.Tensor) -> list[torch.Tensor]:
+    def _kernel_weights(self, weight_hh: torch.Tensor) -> list[torch.Tensor]:
+        parts = [self.weight_ih, weight_hh, self.bias_ih, self.bias_hh]
+        if weight_hh.device.type != "cuda":
+            return parts                      # the CPU (oneDNN) kernel takes separate tensors as they are
         # cuDNN takes its fast path (and stays silent) only if the weights are consecutive views of one
         # buffer, as nn.LSTM's flattened weights are. One cat per forward builds that buffer; autograd routes
-        # each slice's gradient back to its parameter. The CPU kernel does not care, and the copy is cheap.
-        parts = (self.weight_ih, weight_hh, self.bias_ih, self.bias_hh)
+        # each slice's gradient back to its parameter.
         flat = torch.cat([part.reshape(-1) for part in parts])
         return [chunk.view_as(part) for chunk, part in zip(flat.split([p.numel() for p in parts]), parts)]
 
@@ -138,7 +140,7 @@ class WeightDropLSTM(nn.Module):
                 generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """x (B, T, I), hidden (h, c) each (1, B, H) -> output (B, T, H), (h, c) each (1, B, H)."""
-        weights = self._fused_weights(self.dropped_weight_hh(generator))
+        weights = self._kernel_weights(self.dropped_weight_hh(generator))
         # Positional args of the functional op: has_biases, num_layers, dropout, train, bidirectional,
         # batch_first. `train` only tells the kernel to keep what backward needs, so it follows grad mode.
         output, h, c = torch.lstm(x, hidden, weights, True, 1, 0.0, torch.is_grad_enabled(), False, True)

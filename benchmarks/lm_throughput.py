@@ -1,0 +1,169 @@
+"""Language-model throughput of our AWD-LSTM against a plain nn.LSTM stack (issue 3, §6).
+
+The `paper` model config with a 30,000-token vocabulary, batch 32, bptt 70, on 2 threads. For each model
+(`awd`: our LanguageModel with every regulariser on, AR/TAR in the loss; `plain`: embedding + nn.LSTM layers of
+the same shapes + tied decoder, no dropout) and each precision (fp32, bf16 autocast) it times
+
+  train  one step = forward + full-vocabulary cross-entropy + backward + Adam step (hidden carried, detached)
+  infer  one forward in eval mode under no_grad, logits included
+
+and reports the median tokens/s over several repeats after warm-up, plus the process's peak RSS. The last
+line of output is one JSON object (keys `<model>_<precision>_<train|infer>_tok_s` and `peak_rss_mb`).
+
+    python benchmarks/lm_throughput.py            # full run (a few minutes)
+    python benchmarks/lm_throughput.py --quick    # fewer repeats, for a smoke check
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ulmfit.awd_lstm import LanguageModel, detach_hidden, layer_sizes
+from ulmfit.config import preset
+from ulmfit.regularizers import activation_penalty, temporal_penalty
+
+AR_ALPHA, TAR_BETA = 2.0, 1.0
+
+
+class PlainLSTMStack(nn.Module):
+    """The baseline: embedding -> nn.LSTM per layer -> tied decoder, no regulariser at all."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.embedding = nn.Embedding(config.vocab_size, config.emb_size, padding_idx=config.pad_id)
+        self.rnns = nn.ModuleList(nn.LSTM(i, o, batch_first=True) for i, o in layer_sizes(config))
+        self.decoder = nn.Linear(config.emb_size, config.vocab_size)
+        self.decoder.weight = self.embedding.weight
+
+    def forward(self, tokens, hidden=None):
+        x = self.embedding(tokens)
+        hidden = hidden or [None] * len(self.rnns)
+        new_hidden = []
+        for rnn, state in zip(self.rnns, hidden):
+            x, state = rnn(x, state)
+            new_hidden.append(state)
+        return self.decoder(x), new_hidden
+
+
+def lm_loss(model, tokens, targets, hidden):
+    """Full-vocabulary cross-entropy in fp32 (+ AR/TAR for the AWD-LSTM) and the next hidden state."""
+    if isinstance(model, LanguageModel):
+        out = model(tokens, hidden)
+        loss = F.cross_entropy(out.logits.float().flatten(0, 1), targets.flatten())
+        loss = loss + activation_penalty(out.dropped_outputs[-1], AR_ALPHA)
+        loss = loss + temporal_penalty(out.raw_outputs[-1], TAR_BETA)
+        return loss, out.hidden
+    logits, hidden = model(tokens, hidden)
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten()), hidden
+
+
+def autocast(precision: str):
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def time_train(model, batches, precision, warmup, repeats):
+    """Seconds per training step, one entry per timed repeat."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)   # as train.py: multi-tensor
+    model.train()
+    hidden, times = None, []
+    for step in range(warmup + repeats):
+        tokens, targets = batches[step % len(batches)]
+        start = time.perf_counter()
+        with autocast(precision):
+            loss, hidden = lm_loss(model, tokens, targets, hidden)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        hidden = detach_hidden(hidden) if isinstance(model, LanguageModel) else [
+            tuple(s.detach() for s in state) for state in hidden]
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def time_infer(model, batches, precision, warmup, repeats):
+    """Seconds per eval forward (logits included), one entry per timed repeat."""
+    model.eval()
+    hidden, times = None, []
+    with torch.no_grad():
+        for step in range(warmup + repeats):
+            tokens, _ = batches[step % len(batches)]
+            start = time.perf_counter()
+            with autocast(precision):
+                if isinstance(model, LanguageModel):
+                    out = model(tokens, hidden)
+                    logits, hidden = out.logits, out.hidden
+                else:
+                    logits, hidden = model(tokens, hidden)
+            if step >= warmup:
+                times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 warm-up and 3 timed repeats per cell")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--vocab-size", type=int, default=30000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--bptt", type=int, default=70)
+    parser.add_argument("--only", default="", help="comma list of cells to run, e.g. awd_bf16,plain_fp32")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    warmup, repeats = (1, 3) if args.quick else (2, 7)
+
+    config = preset("paper", "pretrain").model
+    config.vocab_size = args.vocab_size
+    stream = torch.randint(4, config.vocab_size, (args.batch_size, args.bptt * 4 + 1))
+    batches = [(stream[:, i:i + args.bptt], stream[:, i + 1:i + 1 + args.bptt])
+               for i in range(0, args.bptt * 4, args.bptt)]
+    tokens_per_batch = args.batch_size * args.bptt
+
+    results, rows = {}, []
+    cells = [(m, p) for m in ("awd", "plain") for p in ("fp32", "bf16")]
+    wanted = set(filter(None, args.only.split(",")))
+    for name, precision in cells:
+        if wanted and f"{name}_{precision}" not in wanted:
+            continue
+        torch.manual_seed(0)
+        model = LanguageModel(config) if name == "awd" else PlainLSTMStack(config)
+        for mode, timer in (("train", time_train), ("infer", time_infer)):
+            times = timer(model, batches, precision, warmup, repeats)
+            median = statistics.median(times)
+            results[f"{name}_{precision}_{mode}_tok_s"] = round(tokens_per_batch / median, 1)
+            rows.append((name, precision, mode, tokens_per_batch / median, median, min(times), max(times)))
+            print(f"{name:>5} {precision:>4} {mode:>5}  {tokens_per_batch / median:8.0f} tok/s  "
+                  f"median {median:.3f}s  min {min(times):.3f}s  max {max(times):.3f}s", flush=True)
+        del model
+
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(f"\nconfig: paper (E={config.emb_size}, H={config.hidden_size}, L={config.n_layers}), "
+          f"V={config.vocab_size}, B={args.batch_size}, T={args.bptt}, threads={args.threads}, "
+          f"warm-up {warmup}, repeats {repeats}, torch {torch.__version__}")
+    print(f"{'model':>5} {'prec':>4} {'mode':>5} {'tok/s':>9} {'median s':>9} {'min s':>7} {'max s':>7}")
+    for name, precision, mode, tok_s, median, low, high in rows:
+        print(f"{name:>5} {precision:>4} {mode:>5} {tok_s:9.0f} {median:9.3f} {low:7.3f} {high:7.3f}")
+    plain_train, plain_infer = results.get("plain_fp32_train_tok_s"), results.get("plain_fp32_infer_tok_s")
+    if plain_train and "awd_fp32_train_tok_s" in results:
+        print(f"awd/plain fp32 train {results['awd_fp32_train_tok_s'] / plain_train:.2f}x (target >= 0.95)")
+    if plain_train and "awd_bf16_train_tok_s" in results:
+        print(f"awd bf16 train / plain fp32 {results['awd_bf16_train_tok_s'] / plain_train:.2f}x (target >= 1.5)")
+    if plain_infer and "awd_bf16_infer_tok_s" in results:
+        print(f"awd bf16 infer / plain fp32 {results['awd_bf16_infer_tok_s'] / plain_infer:.2f}x (target >= 2.5)")
+    print(f"peak RSS {results['peak_rss_mb']:.0f} MB")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
