@@ -6,6 +6,7 @@ it goes through `runtime.setup_runtime` exactly as `torchrun --nproc_per_node 2 
 equals the gradient of the mean loss over all B rows.
 """
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -140,6 +141,34 @@ class TestTwoGlooRanks:
         """Stopped at step 4 and resumed on 2 ranks, the weights equal the uninterrupted 2-rank run's exactly."""
         for name, value in ddp_runs["full"][0]["state"].items():
             assert torch.equal(ddp_runs["resumed"][0]["state"][name], value), name
+
+
+@pytest.mark.slow
+class TestTorchrunCLI:
+    def test_three_stages_under_torchrun(self, tmp_path):
+        """`torchrun --nproc_per_node 2 -m ulmfit` pretrain, finetune and classify finish, with one result line."""
+        rng = np.random.default_rng(0)
+        words = np.array("the a film plot was good bad very fine awful".split())
+        docs = [tmp_path / f"d{i}.txt" for i in range(12)]
+        rows = ["text,label"]
+        for i, path in enumerate(docs):
+            path.write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(30)) + "\n")
+        rows += [f"{' '.join(rng.choice(words[:6], 8))} {w},{lab}" for lab, w in (("pos", "good"), ("neg", "bad"))
+                 for _ in range(30)]
+        (tmp_path / "l.csv").write_text("\n".join(rows) + "\n")
+        common = ["--preset", "tiny", "--threads", "1", "--max-steps", "6"]
+        commands = [["pretrain", "--train", *map(str, docs), "--out", "pre", "--set", "tokenizer.vocab_size=60"],
+                    ["finetune", "--pretrained", "pre", "--train", *map(str, docs), "--out", "ft"],
+                    ["classify", "--finetuned", "ft", "--train", "l.csv", "--out", "cls"]]
+        for command in commands:
+            proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                   "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                                   "-m", "ulmfit", *command, *common], cwd=tmp_path, capture_output=True, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=180)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            results = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            assert len(results) == 1 and json.loads(results[0])["stage"] == command[0]   # rank 0 alone prints it
+            assert (tmp_path / command[command.index("--out") + 1] / "model.pt").is_file()
 
 
 class TestBf16:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -147,7 +149,19 @@ def run(args) -> dict:
     return getattr(commands, args.command)(args)
 
 
+class _Terminated(Exception):
+    """SIGTERM outside the training loop (which saves first and exits by itself): stop like Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:                                  # not in the main thread (e.g. a notebook worker): keep the default
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        previous = None
     try:
         args = build_parser().parse_args(argv)
         result = run(args)
@@ -162,10 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ulmfit: interrupted", file=sys.stderr)
         return 130
-    if result is not None:
+    except _Terminated:
+        print("ulmfit: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if result is not None and os.environ.get("RANK", "0") == "0":     # under torchrun, one result line
         print(json.dumps(result, default=str))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

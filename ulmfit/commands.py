@@ -39,11 +39,15 @@ def tokenizer(args) -> dict:
 
 
 def _guard(fn):
+    """Run a training stage: a stop by SIGINT/SIGTERM exits 130/143 with one line; under torchrun, leave the group."""
+    from .runtime import cleanup_runtime
     try:
         return fn()
     except Interrupted as e:
         print(f"ulmfit: {e}", file=sys.stderr)
         raise SystemExit(130 if e.signum == 2 else 143)
+    finally:
+        cleanup_runtime()
 
 
 def pretrain(args) -> dict:

@@ -48,6 +48,11 @@ class Runtime:
         dist.all_reduce(t)
         return t.tolist()
 
+    def barrier(self) -> None:
+        """Wait for every rank (e.g. while rank 0 alone writes a file the others then read)."""
+        if self.distributed:
+            dist.barrier()
+
     def gather(self, obj) -> list:
         """Every rank's `obj` (picklable, CPU tensors), in rank order, on every rank ([obj] on one process)."""
         if not self.distributed:
@@ -110,5 +115,7 @@ def _py_state_to_lists(state):
 
 
 def cleanup_runtime() -> None:
+    """Leave torchrun's process group; the barrier first, so no rank tears gloo down under another's feet."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
