@@ -37,12 +37,12 @@ def pretrained_lm(backwards=False):
                     DataSpec(dataset="wikitext2"), tokenizer_dir=forward)
 
 
-def finetuned_lm(dataset, backwards=False):
+def finetuned_lm(dataset, backwards=False, *overrides):
     """Stage 2 (ULMFiT §3.2): the pretrained LM fine-tuned on the texts of `dataset`."""
     suffix = "-bwd" if backwards else ""
     return run_once(RUNS / f"finetune-{dataset}{suffix}", finetune,
-                    stage_config("finetune", f"backwards={str(backwards).lower()}"), pretrained_lm(backwards),
-                    DataSpec(dataset=dataset))
+                    stage_config("finetune", f"backwards={str(backwards).lower()}", *overrides),
+                    pretrained_lm(backwards), DataSpec(dataset=dataset))
 
 
 def read_metrics(run_dir):
@@ -50,17 +50,17 @@ def read_metrics(run_dir):
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
 
 
-def labelled_subset(dataset, n_train, n_valid=None, n_test=None):
-    """The dataset's standard splits, or (QUICK) a seeded slice of them written as CSV files, as a DataSpec.
+def labelled_subset(dataset, n_train, n_valid=None, n_test=None, subset=None):
+    """The dataset's standard splits, or (`subset`, default QUICK) a seeded slice of them written as CSV files.
 
     With fewer training examples one epoch is short, so gradual unfreezing still gets one epoch per stage.
     """
-    if not QUICK:
+    if not (QUICK if subset is None else subset):
         return DataSpec(dataset=dataset)
     import csv
 
     from ulmfit.datasets import load_labelled
-    folder = RUNS / f"{dataset}-subset-{n_train}"
+    folder = RUNS / f"{dataset}-subset-{n_train}-{n_valid}-{n_test}"
     paths = {split: folder / f"{split}.csv" for split in ("train", "valid", "test")}
     if not all(p.is_file() for p in paths.values()):
         folder.mkdir(parents=True, exist_ok=True)
