@@ -108,7 +108,7 @@ def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Pat
         raise UlmfitError(f"--resume: {out_dir} " + ("holds a finished run, there is nothing left to resume (--force "
                                                       "trains it again)" if finished else
                                                       "holds no checkpoint to resume from"))
-    if force and occupied and not resume:
+    if force and not resume:                  # a fresh run: no stale checkpoint or metrics from an earlier one
         for name in (RESUME_FILE, METRICS_FILE):
             (out_dir / name).unlink(missing_ok=True)
     try:

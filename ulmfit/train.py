@@ -76,13 +76,27 @@ def _build_optimizer(module, stage: Stage, cfg: TrainConfig, rt: Runtime):
 
 
 def _stage_bounds(stages: list[Stage], task, cfg: TrainConfig) -> list[int]:
-    """Optimiser steps before each stage and at the end: [0, end of stage 1, ...], capped by max_steps."""
-    bounds, epoch = [0], 0
+    """Optimiser steps before each stage and at the end: [0, end of stage 1, ...].
+
+    A `max_steps` cap below the natural length is shared out in proportion to each stage's length (at least one
+    step per stage while the cap allows), so a capped smoke run still goes through every unfreezing stage
+    instead of spending all its steps in the first one.
+    """
+    lengths, epoch = [], 0
     for st in stages:
-        n = sum(task.n_batches(epoch + e) for e in range(st.epochs))
+        lengths.append(sum(task.n_batches(epoch + e) for e in range(st.epochs)))
         epoch += st.epochs
-        if cfg.max_steps:
-            n = max(0, min(n, cfg.max_steps - bounds[-1]))
+    if cfg.max_steps and cfg.max_steps < sum(lengths):
+        share = [int(cfg.max_steps * n / sum(lengths)) for n in lengths]
+        for i in range(len(share)):                 # top up empty stages from the end while steps remain
+            if share[i] == 0 and lengths[i] > 0 and sum(share) < cfg.max_steps:
+                share[i] = 1
+        share[-1] += cfg.max_steps - sum(share)
+        if share[-1] < 0:                           # more stages than steps: the earliest stages win
+            share = [1 if i < cfg.max_steps else 0 for i in range(len(share))]
+        lengths = share
+    bounds = [0]
+    for n in lengths:
         bounds.append(bounds[-1] + n)
     return bounds
 
@@ -95,6 +109,9 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     if resume and out_dir is not None:
         pos, carry, opt_state = _load_resume(Path(out_dir), rt, module)
     first_steps = _stage_bounds(stages, task, cfg)
+    if rt.distributed and rt.all_sum(*first_steps) != [b * rt.world_size for b in first_steps]:
+        raise UlmfitError(f"the {rt.world_size} processes disagree on the number of training steps (rank {rt.rank}: "
+                          f"{first_steps[-1]}); every rank must read the same corpus and tokenizer")
     stop = {"signum": None}
     handlers = _install_signal_handlers(stop)
     try:
