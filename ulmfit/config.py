@@ -102,6 +102,7 @@ class TrainConfig:
     valid_frac: float = 0.1              # seeded validation split where a dataset has none
     # run-level knobs
     save_every: int = 500                # optimiser steps between resume checkpoints (0: epoch ends only)
+    eval_every: int = 0                  # optimiser steps between extra validations (0: epoch ends only)
     precision: str = "fp32"              # fp32 | bf16 | fp16
     seed: int = 0
     threads: int = 0                     # 0: leave torch's default

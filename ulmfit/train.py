@@ -109,6 +109,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     if resume and out_dir is not None:
         pos, carry, opt_state = _load_resume(Path(out_dir), rt, module)
     first_steps = _stage_bounds(stages, task, cfg)
+    run_start = time.perf_counter()
     if rt.distributed and rt.all_sum(*first_steps) != [b * rt.world_size for b in first_steps]:
         raise UlmfitError(f"the {rt.world_size} processes disagree on the number of training steps (rank {rt.rank}: "
                           f"{first_steps[-1]}); every rank must read the same corpus and tokenizer")
@@ -171,6 +172,11 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                                                    "loss": sum_loss / n_seen, "lr": lr})
                         if cfg.save_every and pos.step % cfg.save_every == 0:
                             _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                        if cfg.eval_every and pos.step % cfg.eval_every == 0:    # a finer validation curve
+                            _log(out_dir, rt, {"kind": "eval", "stage": stage.name, "step": pos.step,
+                                               "seconds": round(time.perf_counter() - run_start, 1),
+                                               **task.evaluate(module)})
+                            net.train()
                         signum = _agreed_stop(stop, rt)
                         if signum:
                             _save_resume(out_dir, rt, module, optimizer, pos, carry)
@@ -183,6 +189,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                 sum_loss, n_seen, n_items = rt.all_sum(sum_loss, n_seen, n_items)    # every rank's batches
                 metrics = {"kind": "epoch", "stage": stage.name, "epoch": global_epoch + 1, "step": pos.step,
                            "train_loss": sum_loss / max(n_seen, 1), "seconds": round(elapsed, 2),
+                           "elapsed": round(time.perf_counter() - run_start, 1),
                            "items_per_s": round(n_items / max(elapsed, 1e-9), 1)}
                 metrics.update(task.evaluate(module))
                 pos.history.append(metrics)
