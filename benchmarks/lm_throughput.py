@@ -7,7 +7,9 @@ the same shapes + tied decoder, no dropout) and each precision (fp32, bf16 autoc
   train  one step = forward + full-vocabulary cross-entropy + backward + Adam step (hidden carried, detached)
   infer  one forward in eval mode under no_grad, logits included
 
-and reports the median tokens/s over several repeats after warm-up, plus the process's peak RSS. The last
+and reports the median tokens/s over several rounds after warm-up (the cells take turns, one step each per
+round, so that load from other processes falls on all of them alike), plus the process's peak RSS (all four
+models are alive at once). The last
 line of output is one JSON object (keys `<model>_<precision>_<train|infer>_tok_s` and `peak_rss_mb`).
 
     python benchmarks/lm_throughput.py            # full run (a few minutes)
@@ -15,20 +17,27 @@ line of output is one JSON object (keys `<model>_<precision>_<train|infer>_tok_s
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-import resource
-import statistics
-import time
+import os
+import sys
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+# Run as a script, this folder is sys.path[0], and benchmarks/tokenize.py would shadow the standard library's
+# `tokenize` (imported by torch via inspect/linecache). Drop the folder from the path before importing torch.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from ulmfit.awd_lstm import LanguageModel, detach_hidden, layer_sizes
-from ulmfit.config import preset
-from ulmfit.regularizers import activation_penalty, temporal_penalty
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ulmfit.awd_lstm import LanguageModel, detach_hidden, layer_sizes  # noqa: E402
+from ulmfit.config import preset  # noqa: E402
+from ulmfit.regularizers import activation_penalty, temporal_penalty  # noqa: E402
 
 AR_ALPHA, TAR_BETA = 2.0, 1.0
 
@@ -71,48 +80,61 @@ def autocast(precision: str):
     return contextlib.nullcontext()
 
 
-def time_train(model, batches, precision, warmup, repeats):
-    """Seconds per training step, one entry per timed repeat."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)   # as train.py: multi-tensor
-    model.train()
-    hidden, times = None, []
-    for step in range(warmup + repeats):
-        tokens, targets = batches[step % len(batches)]
+class Cell:
+    """One (model, precision) combination with its own optimizer and carried hidden state."""
+
+    def __init__(self, name: str, precision: str, config, batches):
+        torch.manual_seed(0)
+        self.name, self.precision, self.batches = name, precision, batches
+        self.model = LanguageModel(config) if name == "awd" else PlainLSTMStack(config)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4, foreach=True)  # as train.py
+        self.hidden, self.step = None, 0
+
+    def train_step(self) -> float:
+        """Seconds for forward + full-vocabulary CE + backward + Adam step on the next batch."""
+        tokens, targets = self.batches[self.step % len(self.batches)]
+        self.step += 1
+        self.model.train()
         start = time.perf_counter()
-        with autocast(precision):
-            loss, hidden = lm_loss(model, tokens, targets, hidden)
+        with autocast(self.precision):
+            loss, hidden = lm_loss(self.model, tokens, targets, self.hidden)
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        hidden = detach_hidden(hidden) if isinstance(model, LanguageModel) else [
-            tuple(s.detach() for s in state) for state in hidden]
-        if step >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.hidden = detach_hidden(hidden)
+        return time.perf_counter() - start
+
+    def infer_step(self) -> float:
+        """Seconds for one eval forward under no_grad, logits included."""
+        tokens, _ = self.batches[self.step % len(self.batches)]
+        self.step += 1
+        self.model.eval()
+        start = time.perf_counter()
+        with torch.no_grad(), autocast(self.precision):
+            if isinstance(self.model, LanguageModel):
+                self.hidden = self.model(tokens, self.hidden).hidden
+            else:
+                self.hidden = self.model(tokens, self.hidden)[1]
+        return time.perf_counter() - start
 
 
-def time_infer(model, batches, precision, warmup, repeats):
-    """Seconds per eval forward (logits included), one entry per timed repeat."""
-    model.eval()
-    hidden, times = None, []
-    with torch.no_grad():
-        for step in range(warmup + repeats):
-            tokens, _ = batches[step % len(batches)]
-            start = time.perf_counter()
-            with autocast(precision):
-                if isinstance(model, LanguageModel):
-                    out = model(tokens, hidden)
-                    logits, hidden = out.logits, out.hidden
-                else:
-                    logits, hidden = model(tokens, hidden)
-            if step >= warmup:
-                times.append(time.perf_counter() - start)
+def time_round_robin(cells: list[Cell], mode: str, warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per step for every cell. The cells take turns, one step each per round, so that load from other
+    processes on a shared machine falls on all of them alike and their medians stay comparable."""
+    times = {f"{c.name}_{c.precision}": [] for c in cells}
+    for cell in cells:
+        cell.hidden = None                           # a new stream for each mode
+    for round_ in range(warmup + repeats):
+        for cell in cells:
+            seconds = cell.train_step() if mode == "train" else cell.infer_step()
+            if round_ >= warmup:
+                times[f"{cell.name}_{cell.precision}"].append(seconds)
     return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 warm-up and 3 timed repeats per cell")
+    parser.add_argument("--quick", action="store_true", help="1 warm-up and 3 timed rounds instead of 2 and 9")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--vocab-size", type=int, default=30000)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -121,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    warmup, repeats = (1, 3) if args.quick else (2, 7)
+    warmup, repeats = (1, 3) if args.quick else (2, 9)
 
     config = preset("paper", "pretrain").model
     config.vocab_size = args.vocab_size
@@ -130,22 +152,18 @@ def main() -> None:
                for i in range(0, args.bptt * 4, args.bptt)]
     tokens_per_batch = args.batch_size * args.bptt
 
-    results, rows = {}, []
-    cells = [(m, p) for m in ("awd", "plain") for p in ("fp32", "bf16")]
     wanted = set(filter(None, args.only.split(",")))
-    for name, precision in cells:
-        if wanted and f"{name}_{precision}" not in wanted:
-            continue
-        torch.manual_seed(0)
-        model = LanguageModel(config) if name == "awd" else PlainLSTMStack(config)
-        for mode, timer in (("train", time_train), ("infer", time_infer)):
-            times = timer(model, batches, precision, warmup, repeats)
+    cells = [Cell(m, p, config, batches) for m in ("awd", "plain") for p in ("fp32", "bf16")
+             if not wanted or f"{m}_{p}" in wanted]
+    results, rows = {}, []
+    for mode in ("train", "infer"):
+        for key, times in time_round_robin(cells, mode, warmup, repeats).items():
             median = statistics.median(times)
-            results[f"{name}_{precision}_{mode}_tok_s"] = round(tokens_per_batch / median, 1)
+            results[f"{key}_{mode}_tok_s"] = round(tokens_per_batch / median, 1)
+            name, precision = key.split("_")
             rows.append((name, precision, mode, tokens_per_batch / median, median, min(times), max(times)))
             print(f"{name:>5} {precision:>4} {mode:>5}  {tokens_per_batch / median:8.0f} tok/s  "
                   f"median {median:.3f}s  min {min(times):.3f}s  max {max(times):.3f}s", flush=True)
-        del model
 
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(f"\nconfig: paper (E={config.emb_size}, H={config.hidden_size}, L={config.n_layers}), "

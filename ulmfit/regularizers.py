@@ -35,10 +35,12 @@ def dropout_mask(like: torch.Tensor, shape: tuple[int, ...], p: float,
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     dtype = torch.float32 if like.dtype in _LOW_PRECISION or not like.is_floating_point() else like.dtype
-    mask = torch.empty(shape, device=like.device, dtype=dtype)
     if p == 0.0:
-        return mask.fill_(1.0)
-    return mask.bernoulli_(1.0 - p, generator=generator).div_(1.0 - p)
+        return torch.ones(shape, device=like.device, dtype=dtype)
+    # Uniform draws thresholded in place: Bernoulli(1-p) with the same law as bernoulli_, but the CPU's
+    # vectorised uniform generator is ~3x faster, which matters for weight-drop's 4H x H mask every batch.
+    mask = torch.rand(shape, generator=generator, device=like.device, dtype=dtype)
+    return mask.ge_(p).div_(1.0 - p)
 
 
 def _apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
