@@ -93,3 +93,12 @@ class TestResume:
         model, task = _setup(cfg, tiny_config)
         fit(model, task, [Stage("all", 2, _all_groups(model))], cfg, RT, out_dir=tmp_path / "b", resume=True)
         assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())
+
+
+class TestTimeBudget:
+    def test_max_minutes_stops_the_run_early(self, tiny_config):
+        """A wall-time budget ends training before the epoch does, after at least one step."""
+        cfg = TrainConfig(batch_size=2, bptt=5, epochs=50, max_minutes=0.002)
+        model, task = _setup(cfg, tiny_config)
+        history = fit(model, task, [Stage("all", 50, _all_groups(model))], cfg, RT)
+        assert len(history) == 1 and 1 <= history[0]["step"] < task.n_batches(0)

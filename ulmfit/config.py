@@ -103,6 +103,7 @@ class TrainConfig:
     # run-level knobs
     save_every: int = 500                # optimiser steps between resume checkpoints (0: epoch ends only)
     eval_every: int = 0                  # optimiser steps between extra validations (0: epoch ends only)
+    max_minutes: float = 0.0             # >0: a wall-time budget for training; the LR schedule follows the clock
     precision: str = "fp32"              # fp32 | bf16 | fp16
     seed: int = 0
     threads: int = 0                     # 0: leave torch's default
@@ -264,8 +265,8 @@ def validate(config: StageConfig) -> None:
     for name, value in positive.items():
         if not value > 0:
             raise UlmfitError(f"{name} must be > 0, got {value}")
-    if t.epochs < 0 or t.max_steps < 0:
-        raise UlmfitError("epochs and max_steps must be >= 0")
+    if t.epochs < 0 or t.max_steps < 0 or t.max_minutes < 0 or t.eval_every < 0 or t.save_every < 0:
+        raise UlmfitError("epochs, max_steps, max_minutes, eval_every and save_every must be >= 0")
     if not 0 < t.stlr_cut_frac < 1:
         raise UlmfitError(f"stlr_cut_frac must be in (0, 1), got {t.stlr_cut_frac}")
     if not (0 <= t.head_dropout < 1 and 0 <= t.head_dropout_final < 1 and 0 <= t.label_smoothing < 1):

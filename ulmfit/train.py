@@ -101,6 +101,21 @@ def _stage_bounds(stages: list[Stage], task, cfg: TrainConfig) -> list[int]:
     return bounds
 
 
+class _StageClock:
+    """How far through a stage the run is, in [0, 1]: by steps, or by wall time when `max_minutes` gives the stage
+    a time budget (whichever is further). The LR schedule reads this fraction, so a time-budgeted run still
+    completes its whole STLR / one-cycle shape before the budget runs out."""
+
+    def __init__(self, total_steps: int, seconds: float):
+        self.total, self.seconds, self.start = total_steps, seconds, time.perf_counter()
+
+    def fraction(self, step_in_stage: int) -> float:
+        by_steps = step_in_stage / self.total
+        if self.seconds <= 0:
+            return by_steps
+        return min(1.0, max(by_steps, (time.perf_counter() - self.start) / self.seconds))
+
+
 def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt: Runtime,
         out_dir: Path | None = None, resume: bool = False, desc: str = "train") -> list[dict]:
     """Run `stages` of training; returns the list of per-epoch metric dicts (also appended to metrics.jsonl)."""
@@ -128,8 +143,10 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
             net = (DistributedDataParallel(module, device_ids=[rt.device] if rt.device.type == "cuda" else None)
                    if rt.distributed else module)
             scaler = torch.amp.GradScaler("cuda") if rt.precision == "fp16" else None
+            budget = cfg.max_minutes * 60 * total / first_steps[-1] if cfg.max_minutes else 0.0
+            clock, time_up = _StageClock(total, budget), False
             for epoch in range(pos.epoch, stage.epochs):
-                if pos.step >= first_steps[si + 1]:
+                if pos.step >= first_steps[si + 1] or time_up:
                     break
                 global_epoch = sum(s.epochs for s in stages[:si]) + epoch
                 per_epoch = task.n_batches(global_epoch)
@@ -140,8 +157,8 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                 t0, sum_loss, n_seen, n_items = time.perf_counter(), 0.0, 0, 0
                 try:                      # close the bar first, so an error or a stop message gets its own line
                     for batch in task.batches(global_epoch, pos.batch):
-                        step_in_stage = pos.step - first_steps[si]
-                        lr = lr_at(cfg.schedule, step_in_stage, total, cfg.lr, cfg)
+                        progress = clock.fraction(pos.step - first_steps[si])
+                        lr = lr_at(cfg.schedule, int(progress * total), total, cfg.lr, cfg)
                         with rt.autocast():
                             result = task.step(net, batch, carry)
                         loss, carry = result.loss, result.carry
@@ -181,7 +198,11 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                         if signum:
                             _save_resume(out_dir, rt, module, optimizer, pos, carry)
                             raise Interrupted(signum, pos.step)
-                        if pos.step >= first_steps[si + 1]:
+                        if budget and progress >= 1.0:                # the stage's time budget is spent
+                            time_up = rt.all_sum(1.0)[0] > 0 if rt.distributed else True
+                        elif budget and rt.distributed:               # ranks must stop at the same step
+                            time_up = rt.all_sum(0.0)[0] > 0
+                        if pos.step >= first_steps[si + 1] or time_up:
                             break
                 finally:
                     bar.close()
