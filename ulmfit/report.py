@@ -20,48 +20,47 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_losses(runs: dict[str, Path], path: Path) -> None:
+def _plot_per_stage(runs: dict[str, Path], path: Path, draw) -> None:
+    """One panel per stage, side by side; `draw(ax, stage, run_dir)` fills a panel."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False)
     for ax, (stage, run_dir) in zip(axes[0], runs.items()):
-        records = read_metrics(run_dir)
-        train = [r for r in records if r.get("kind") == "train"]
-        epochs = [r for r in records if r.get("kind") == "epoch" and "valid_loss" in r]
-        ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train (running mean)")
-        ax.plot([r["step"] for r in epochs], [r["valid_loss"] for r in epochs], "o-", label="valid")
-        ax.set_title(stage)
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel("cross-entropy")
-        ax.legend(fontsize=8)
+        draw(ax, stage, Path(run_dir))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _draw_losses(ax, stage: str, run_dir: Path) -> None:
+    records = read_metrics(run_dir)
+    train = [r for r in records if r.get("kind") == "train"]
+    evals = [r for r in records if r.get("kind") in ("epoch", "eval") and "valid_loss" in r]
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train (running mean)")
+    ax.plot([r["step"] for r in evals], [r["valid_loss"] for r in evals], "o-", label="valid")
+    ax.set(title=stage, xlabel="optimiser step", ylabel="cross-entropy")
+    ax.legend(fontsize=8)
+
+
+def _draw_lr(ax, stage: str, run_dir: Path) -> None:
+    """The logged LR (STLR or one-cycle) with the discriminative LR of every layer group (ULMFiT §3.2).
+    Frozen groups are drawn too: their LR applies once the group is unfrozen."""
+    config = StageConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text())["config"])
+    train = [r for r in read_metrics(run_dir) if r.get("kind") == "train"]   # the top group's LR, as logged
+    n_groups = config.model.n_layers + (2 if stage == "classify" else 1)
+    for k, scale in enumerate(discriminative_lrs(1.0, n_groups, config.train.lr_decay_per_layer)):
+        ax.plot([r["step"] for r in train], [r["lr"] * scale for r in train], lw=1, label=f"group {k}")
+    ax.set(title=f"{stage}: {config.train.schedule}", xlabel="step", ylabel="learning rate")
+    ax.legend(fontsize=7)
+
+
+def plot_losses(runs: dict[str, Path], path: Path) -> None:
+    _plot_per_stage(runs, path, _draw_losses)
 
 
 def plot_lr_schedule(runs: dict[str, Path], path: Path) -> None:
-    """The logged LR per stage (STLR or one-cycle) with the discriminative LR of every layer group (ULMFiT §3.2).
-
-    Frozen groups are drawn too: their LR applies only once the group is unfrozen."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False)
-    for ax, (stage, run_dir) in zip(axes[0], runs.items()):
-        meta = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
-        config = StageConfig.from_dict(meta["config"])
-        train = [r for r in read_metrics(run_dir) if r.get("kind") == "train"]   # the top group's LR, as logged
-        n_groups = config.model.n_layers + (2 if stage == "classify" else 1)
-        for k, scale in enumerate(discriminative_lrs(1.0, n_groups, config.train.lr_decay_per_layer)):
-            ax.plot([r["step"] for r in train], [r["lr"] * scale for r in train], lw=1, label=f"group {k}")
-        ax.set_title(f"{stage}: {config.train.schedule}")
-        ax.set_xlabel("step")
-        ax.set_ylabel("learning rate")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _plot_per_stage(runs, path, _draw_lr)
 
 
 def write_report(runs: dict[str, Path], results: dict[str, dict], out_dir: Path, title: str,

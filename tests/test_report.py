@@ -1,0 +1,41 @@
+"""The demo report: a markdown table plus loss-curve and LR-schedule PNGs, written from run dirs alone."""
+import json
+
+import pytest
+
+from ulmfit.config import preset
+from ulmfit.report import write_report
+
+
+@pytest.fixture
+def fake_runs(tmp_path):
+    """Two run dirs with a config.json and a few metrics.jsonl records each."""
+    runs = {}
+    for stage in ("finetune", "classify"):
+        run = tmp_path / stage
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"stage": stage, "config": preset("tiny", stage).to_dict()}))
+        records = [{"kind": "train", "step": s, "loss": 3 - s / 10, "lr": 0.01 * s / 10} for s in (10, 20, 30)]
+        records.append({"kind": "epoch", "step": 30, "valid_loss": 2.5})
+        (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+        runs[stage] = run
+    return runs
+
+
+class TestReport:
+    def test_writes_markdown_and_both_plots(self, fake_runs, tmp_path):
+        """report.md links loss_curves.png and lr_schedule.png, and both files exist."""
+        results = {"finetune": {"valid_ppl": 40.0, "seconds": 60}, "classify": {"test_accuracy": 0.9, "seconds": 90}}
+        path = write_report(fake_runs, results, tmp_path / "out", "demo", ["a note"])
+        text = path.read_text()
+        assert "| classify |" in text and "test_accuracy 0.9" in text and "- a note" in text
+        assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 1000
+        assert (tmp_path / "out" / "lr_schedule.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_all_three_stages(tmp_path, monkeypatch):
+    """`python -m ulmfit.demo --quick` trains the three stages on WikiText-2 and clickbait and writes its report."""
+    from ulmfit.demo import main
+    assert main(["--runs", str(tmp_path), "--quick"]) == 0
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "classify" / "model.pt").is_file()
