@@ -42,12 +42,15 @@ def _guard(fn):
     """Run a training stage: a stop by SIGINT/SIGTERM exits 130/143 with one line; under torchrun, leave the group."""
     from .runtime import cleanup_runtime
     try:
-        return fn()
-    except Interrupted as e:
+        result = fn()
+    except Interrupted as e:              # every rank stopped at the same step (train.fit agrees on it)
         print(f"ulmfit: {e}", file=sys.stderr)
-        raise SystemExit(130 if e.signum == 2 else 143)
-    finally:
         cleanup_runtime()
+        raise SystemExit(130 if e.signum == 2 else 143)
+    # not in a `finally`: after an error on one rank, a barrier would wait forever for the others (still inside
+    # a collective); exiting lets torchrun stop them
+    cleanup_runtime()
+    return result
 
 
 def pretrain(args) -> dict:
