@@ -144,8 +144,6 @@ class TestTwoGlooRanks:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="pipeline._encode: every rank writes out/data/*.ids.npy through the same temp file, so a rank "
-                          "may crash (FileNotFoundError at the rename); rank 0 must encode alone (issue 7)", strict=False)
 class TestTorchrunCLI:
     def test_three_stages_under_torchrun(self, tmp_path):
         """`torchrun --nproc_per_node 2 -m ulmfit` pretrain, finetune and classify finish, with one result line."""

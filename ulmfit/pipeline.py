@@ -74,10 +74,10 @@ def lm_documents(data: DataSpec) -> dict[str, list[str]]:
 
 def _read_any_text(path: Path, data: DataSpec) -> list[str]:
     from . import readers
-    if path.suffix.lower() in (".csv", ".tsv", ".jsonl") or path.is_dir():
+    if not path.is_dir() and any(s in (".csv", ".tsv", ".jsonl", ".ndjson") for s in path.suffixes):
         texts, _ = readers.read_labelled_file(path, data.text_cols, None)
         return list(texts)
-    return list(readers.read_text_files([path]))
+    return list(readers.read_text_files([path]))        # a text file, or a folder of .txt files
 
 
 def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, tuple[list[str], list[str]]]:
@@ -113,14 +113,26 @@ def count_words(documents: list[str]) -> int:
     return sum(len(line.split()) + 1 for doc in documents for line in doc.split("\n"))
 
 
-def _encode(tokenizer: Tokenizer, documents: list[str], prefix: Path, desc: str):
-    processes = 2 if len(documents) > 2000 and (os.cpu_count() or 1) > 1 else 1
-    return tokenizer.encode_corpus(documents, prefix, processes=processes, desc=desc)
+def _encode(tokenizer: Tokenizer, documents: list[str], prefix: Path, desc: str, rt: Runtime):
+    """Numericalise `documents` to `<prefix>.ids.npy`: rank 0 writes the files, the other ranks then map them."""
+    if rt.is_main:
+        processes = 2 if len(documents) > 2000 and (os.cpu_count() or 1) > 1 else 1
+        tokenizer.encode_corpus(documents, prefix, processes=processes, desc=desc)
+    rt.barrier()
+    return load_corpus(prefix)
 
 
 def _lm_batches(ids, offsets, cfg, rt: Runtime, shuffle: bool, batch_size: int | None = None):
     return LMBatches(ids, offsets, batch_size or cfg.batch_size, cfg.bptt, shuffle=shuffle, seed=cfg.seed,
                      backwards=cfg.backwards, variable_length=shuffle, rank=rt.rank, world_size=rt.world_size)
+
+
+def _prepare(out_dir: Path, resume: bool, force: bool, rt: Runtime, protect=()) -> Path:
+    """Rank 0 checks and creates the out dir; the other ranks wait for it."""
+    if rt.is_main:
+        ckpt.prepare_out_dir(out_dir, resume, force, protect)
+    rt.barrier()
+    return Path(out_dir)
 
 
 def _runtime(config: StageConfig, rt: Runtime | None) -> Runtime:
@@ -134,16 +146,20 @@ def pretrain(config: StageConfig, data: DataSpec, out_dir: Path, tokenizer_dir: 
              resume: bool = False, force: bool = False, rt: Runtime | None = None) -> dict:
     """ULMFiT §3.1: train a tokenizer (unless given) and an AWD-LSTM LM on a general-domain corpus."""
     validate(config)
-    out_dir = ckpt.prepare_out_dir(out_dir, resume, force)
     rt = _runtime(config, rt)
+    out_dir = _prepare(out_dir, resume, force, rt)
     docs = lm_documents(data)
-    if tokenizer_dir:
-        tokenizer = Tokenizer.load(tokenizer_dir)
-    elif resume and (out_dir / ckpt.TOKENIZER_FILE).is_file():
+    if rt.is_main:                         # one tokenizer, trained by rank 0; the other ranks load it
+        if tokenizer_dir:
+            tokenizer = Tokenizer.load(tokenizer_dir)
+        elif resume and (out_dir / ckpt.TOKENIZER_FILE).is_file():
+            tokenizer = Tokenizer.load(out_dir)
+        else:
+            tokenizer = Tokenizer.train(docs["train"], config.tokenizer, out_dir)
+        tokenizer.save(out_dir)
+    rt.barrier()
+    if not rt.is_main:
         tokenizer = Tokenizer.load(out_dir)
-    else:
-        tokenizer = Tokenizer.train(docs["train"], config.tokenizer, out_dir)
-    tokenizer.save(out_dir)
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size))
     model = LanguageModel(config.model).to(rt.device)
     n_groups = len(model.layer_groups())
@@ -156,9 +172,9 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
              force: bool = False, rt: Runtime | None = None) -> dict:
     """ULMFiT §3.2: fine-tune a pretrained LM on the target texts with discriminative LR and STLR."""
     meta, lm_config, state, tokenizer = ckpt.load_run(pretrained_dir, stages=("pretrain", "finetune"))
-    out_dir = ckpt.prepare_out_dir(out_dir, resume, force, protect=(pretrained_dir,))
     config = inherit_architecture(config, lm_config)
     rt = _runtime(config, rt)
+    out_dir = _prepare(out_dir, resume, force, rt, protect=(pretrained_dir,))
     model = LanguageModel(config.model)
     ckpt.load_state_checked(model, state, Path(pretrained_dir))
     model.to(rt.device)
@@ -187,8 +203,8 @@ def inherit_architecture(config: StageConfig, lm_config: StageConfig) -> StageCo
 def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage_name, extra,
               measure_before=False) -> dict:
     data_dir = out_dir / "data"
-    train_ids, train_off = _encode(tokenizer, docs["train"], data_dir / "train", "tokenize train")
-    valid_ids, valid_off = _encode(tokenizer, docs["valid"], data_dir / "valid", "tokenize valid")
+    train_ids, train_off = _encode(tokenizer, docs["train"], data_dir / "train", "tokenize train", rt)
+    valid_ids, valid_off = _encode(tokenizer, docs["valid"], data_dir / "valid", "tokenize valid", rt)
     cfg = config.train
     train_batches = _lm_batches(train_ids, train_off, cfg, rt, shuffle=True)
     valid_batches = _lm_batches(valid_ids, valid_off, cfg, rt, shuffle=False, batch_size=min(cfg.batch_size, 16))
@@ -220,16 +236,16 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
              force: bool = False, rt: Runtime | None = None) -> dict:
     """ULMFiT §3.3: a concat-pooling classifier on the fine-tuned encoder, trained with gradual unfreezing."""
     meta, lm_config, state, tokenizer = ckpt.load_run(lm_dir, stages=("pretrain", "finetune"))
-    out_dir = ckpt.prepare_out_dir(out_dir, resume, force, protect=(lm_dir,))
     config = inherit_architecture(config, lm_config)
     cfg = config.train
     rt = _runtime(config, rt)
+    out_dir = _prepare(out_dir, resume, force, rt, protect=(lm_dir,))
     splits = labelled_splits(data, cfg.seed, cfg.valid_frac)
     label_names = label_vocabulary(splits["train"][1])
     if len(label_names) < 2:
         raise UlmfitError(f"the training labels hold a single class ({label_names[0]!r}); a classifier needs two "
                           "or more")
-    encoded = {name: encode_labelled(tokenizer, texts, labels, label_names, out_dir / "data" / name, name)
+    encoded = {name: encode_labelled(tokenizer, texts, labels, label_names, out_dir / "data" / name, name, rt)
                for name, (texts, labels) in splits.items()}
     model = TextClassifier.from_config(config.model, len(label_names), cfg)
     if not cfg.no_pretraining:
@@ -277,7 +293,7 @@ def label_vocabulary(labels: list[str]) -> list[str]:
 
 
 def encode_labelled(tokenizer: Tokenizer, texts: list[str], labels: list[str] | None, label_names: list[str],
-                    prefix: Path, desc: str):
+                    prefix: Path, desc: str, rt: Runtime):
     """Numericalise texts and map labels to ids; an unknown label or an empty text is a user error."""
     empty = [i for i, t in enumerate(texts) if not str(t).strip()]
     if empty:
@@ -290,7 +306,7 @@ def encode_labelled(tokenizer: Tokenizer, texts: list[str], labels: list[str] | 
             raise UlmfitError(f"the {desc} data has label(s) {unknown[:5]} that the model does not know; "
                               f"known labels: {label_names}")
         y = np.array([index[str(lab)] for lab in labels], dtype=np.int64)
-    ids, offsets = _encode(tokenizer, list(texts), prefix, f"tokenize {desc}")
+    ids, offsets = _encode(tokenizer, list(texts), prefix, f"tokenize {desc}", rt)
     return ids, offsets, y
 
 
