@@ -61,7 +61,7 @@ $(CLS)-bwd/model.pt: $(FT)-bwd/model.pt
 	$(ULMFIT) classify --finetuned $(FT)-bwd --dataset $(DATASET) --preset $(PRESET) --out $(CLS)-bwd --force --backwards $(ARGS) $(CLASSIFY_ARGS)
 
 bench:  ## the benchmark scripts (prints figures; writes nothing into tests)
-	$(PY) benchmarks/tokenize.py
+	$(PY) benchmarks/tokenize_throughput.py
 	$(PY) benchmarks/lm_throughput.py
 	$(PY) benchmarks/classify_throughput.py
 

@@ -18,27 +18,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Python puts this script's folder first on sys.path, where a sibling such as benchmarks/tokenize.py would
-# shadow the stdlib module of that name (torch imports `tokenize`); put the repo root there instead, so the
-# script also runs from a checkout without `pip install -e .`.
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import time
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-from ulmfit.classifier import TextClassifier  # noqa: E402
-from ulmfit.config import preset  # noqa: E402
+from ulmfit.classifier import TextClassifier
+from ulmfit.config import preset
 
 FASTAI_TRAIN_FP32, FASTAI_INFER_FP32 = 3.1, 10.0   # docs/s, issue 5 §5
 

@@ -8,21 +8,16 @@ over ranks / the epoch's seconds, first steps included); process start-up is out
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-
-# benchmarks/tokenize.py shadows the stdlib `tokenize` (used by inspect, dataclasses, ...) for any script run from
-# this folder, since Python puts the script's dir first on sys.path: take it off before importing anything else.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import datetime
+import json
+import platform
+import socket
+import subprocess
+import time
+from pathlib import Path
 
 MODEL = dict(vocab_size=2000, emb_size=64, hidden_size=256, n_layers=2)
 GLOBAL_BATCH, BPTT = 32, 35

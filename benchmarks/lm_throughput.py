@@ -17,27 +17,21 @@ line of output is one JSON object (keys `<model>_<precision>_<train|infer>_tok_s
 """
 from __future__ import annotations
 
+import argparse
 import os
-import sys
+import contextlib
+import json
+import resource
+import statistics
+import time
 
-# Run as a script, this folder is sys.path[0], and benchmarks/tokenize.py would shadow the standard library's
-# `tokenize` (imported by torch via inspect/linecache). Drop the folder from the path before importing torch.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-from ulmfit.awd_lstm import LanguageModel, detach_hidden, layer_sizes  # noqa: E402
-from ulmfit.config import preset  # noqa: E402
-from ulmfit.regularizers import activation_penalty, temporal_penalty  # noqa: E402
+from ulmfit.awd_lstm import LanguageModel, detach_hidden, layer_sizes
+from ulmfit.config import preset
+from ulmfit.regularizers import activation_penalty, temporal_penalty
 
 AR_ALPHA, TAR_BETA = 2.0, 1.0
 

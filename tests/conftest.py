@@ -6,6 +6,10 @@ from ulmfit.config import ModelConfig
 
 TINY_BATCH_SIZE, TINY_BPTT = 4, 7
 
+# Tests use tiny models, for which a second thread costs more in synchronisation than it computes (and on a
+# shared machine it can cost 100x). Subprocesses the tests start choose their own threads.
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tiny_config() -> ModelConfig:
