@@ -109,6 +109,10 @@ class _StageClock:
     def __init__(self, total_steps: int, seconds: float):
         self.total, self.seconds, self.start = total_steps, seconds, time.perf_counter()
 
+    def pause(self, seconds: float) -> None:
+        """Do not count `seconds` (a validation pass) against the training budget."""
+        self.start += seconds
+
     def fraction(self, step_in_stage: int) -> float:
         by_steps = step_in_stage / self.total
         if self.seconds <= 0:
@@ -190,9 +194,11 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                         if cfg.save_every and pos.step % cfg.save_every == 0:
                             _save_resume(out_dir, rt, module, optimizer, pos, carry)
                         if cfg.eval_every and pos.step % cfg.eval_every == 0:    # a finer validation curve
+                            eval_start = time.perf_counter()
                             _log(out_dir, rt, {"kind": "eval", "stage": stage.name, "step": pos.step,
-                                               "seconds": round(time.perf_counter() - run_start, 1),
+                                               "seconds": round(eval_start - run_start, 1),
                                                **task.evaluate(module)})
+                            clock.pause(time.perf_counter() - eval_start)
                             net.train()
                         signum = _agreed_stop(stop, rt)
                         if signum:
