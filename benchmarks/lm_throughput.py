@@ -18,17 +18,21 @@ line of output is one JSON object (keys `<model>_<precision>_<train|infer>_tok_s
 from __future__ import annotations
 
 import argparse
-import os
 import contextlib
 import json
+import os
 import resource
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ulmfit.batching import LMBatches
 from ulmfit.awd_lstm import LanguageModel, detach_hidden, layer_sizes
 from ulmfit.config import preset
 from ulmfit.regularizers import activation_penalty, temporal_penalty
@@ -77,19 +81,33 @@ def autocast(precision: str):
 class Cell:
     """One (model, precision) combination with its own optimizer and carried hidden state."""
 
-    def __init__(self, name: str, precision: str, config, batches):
+    def __init__(self, name: str, precision: str, config, batches, loader=None):
         torch.manual_seed(0)
-        self.name, self.precision, self.batches = name, precision, batches
-        self.model = LanguageModel(config) if name == "awd" else PlainLSTMStack(config)
+        self.name, self.precision, self.batches, self.loader = name, precision, batches, loader
+        self.model = PlainLSTMStack(config) if name == "plain" else LanguageModel(config)
+        self.stream = None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4, foreach=True)  # as train.py
         self.hidden, self.step = None, 0
 
+    def next_batch(self):
+        """The next (tokens, targets): from the fixed list, or from the real LMBatches loader (timed)."""
+        if self.loader is None:
+            return self.batches[self.step % len(self.batches)]
+        batch = next(self.stream, None) if self.stream is not None else None
+        if batch is None:
+            self.stream = self.loader.iter_epoch(self.step, 0)
+            batch = next(self.stream)
+        return batch
+
     def train_step(self) -> float:
-        """Seconds for forward + full-vocabulary CE + backward + Adam step on the next batch."""
-        tokens, targets = self.batches[self.step % len(self.batches)]
+        """Seconds for forward + full-vocabulary CE + backward + Adam step on the next batch (for the loader
+        cell, fetching the batch from the memory-mapped corpus is inside the timed region)."""
+        start = time.perf_counter()
+        tokens, targets = self.next_batch()
+        if self.loader is None:
+            start = time.perf_counter()
         self.step += 1
         self.model.train()
-        start = time.perf_counter()
         with autocast(self.precision):
             loss, hidden = lm_loss(self.model, tokens, targets, self.hidden)
         loss.backward()
@@ -112,9 +130,21 @@ class Cell:
         return time.perf_counter() - start
 
 
+def _memmapped_loader(folder: Path, vocab_size: int, batch_size: int, bptt: int) -> LMBatches:
+    """LMBatches over a 2M-token random corpus on disk (uint16 memmap, 1,000 documents), shuffled each epoch."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(4, vocab_size, 2_000_000).astype(np.uint16)
+    np.save(folder / "corpus.ids.npy", ids)
+    offsets = np.linspace(0, len(ids), 1001).astype(np.int64)
+    return LMBatches(np.load(folder / "corpus.ids.npy", mmap_mode="r"), offsets, batch_size, bptt, shuffle=True,
+                     seed=0)
+
+
 def time_round_robin(cells: list[Cell], mode: str, warmup: int, repeats: int) -> dict[str, list[float]]:
     """Seconds per step for every cell. The cells take turns, one step each per round, so that load from other
     processes on a shared machine falls on all of them alike and their medians stay comparable."""
+    if mode == "infer":                              # the loader cell measures training only
+        cells = [c for c in cells if c.loader is None]
     times = {f"{c.name}_{c.precision}": [] for c in cells}
     for cell in cells:
         cell.hidden = None                           # a new stream for each mode
@@ -150,6 +180,11 @@ def main() -> None:
     wanted = set(filter(None, args.only.split(",")))
     cells = [Cell(m, p, config, batches) for m in ("awd", "plain") for p in ("fp32", "bf16")
              if not wanted or f"{m}_{p}" in wanted]
+    workdir = tempfile.TemporaryDirectory()
+    if not wanted or "awdloader_fp32" in wanted:     # the same model fed by the real pipeline's loader
+        cells.append(Cell("awdloader", "fp32", config, batches,
+                          loader=_memmapped_loader(Path(workdir.name), config.vocab_size, args.batch_size,
+                                                   args.bptt)))
     results, rows = {}, []
     for mode in ("train", "infer"):
         for key, times in time_round_robin(cells, mode, warmup, repeats).items():
