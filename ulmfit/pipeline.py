@@ -30,6 +30,7 @@ from .schedule import unfreeze_plan
 from .tasks import ClassifierTask, LMTask
 from .tokenizer import Tokenizer, load_corpus
 from .train import Stage, fit
+from .transfer import match_embeddings, vocabulary
 
 ARCH_FIELDS = ("vocab_size", "emb_size", "hidden_size", "n_layers", "tie_weights", "out_bias", "pad_id")
 
@@ -175,10 +176,15 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
     config = inherit_architecture(config, lm_config)
     rt = _runtime(config, rt)
     out_dir = _prepare(out_dir, resume, force, rt, protect=(pretrained_dir,))
+    docs = lm_documents(data)
+    if lm_config.tokenizer.model_type == "word":        # a word vocabulary cannot spell new words: move to the target's
+        tokenizer, state, n_new = _target_word_vocabulary(tokenizer, state, docs["train"], lm_config, out_dir, rt)
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size))
+        print(f"[finetune] word vocabulary of the target corpus: {tokenizer.vocab_size} words, {n_new} new "
+              "(their embeddings start at the mean row)", flush=True)
     model = LanguageModel(config.model)
     ckpt.load_state_checked(model, state, Path(pretrained_dir))
     model.to(rt.device)
-    docs = lm_documents(data)
     n = len(model.layer_groups())
     epochs = config.train.epochs
     if config.train.freeze_first_epoch and epochs > 1:
@@ -187,6 +193,16 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
         stages = [Stage("all", epochs, list(range(n)))]
     return _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, "finetune",
                      {"pretrained": str(pretrained_dir), "target": data.describe()}, measure_before=True)
+
+
+def _target_word_vocabulary(tokenizer, state, documents, lm_config, out_dir, rt):
+    """Train a word tokenizer on the target texts and re-index the LM's embedding rows to it (match_embeds)."""
+    if rt.is_main:
+        Tokenizer.train(documents, lm_config.tokenizer, out_dir)
+    rt.barrier()
+    target = Tokenizer.load(out_dir)
+    state, n_new = match_embeddings(state, vocabulary(tokenizer), vocabulary(target))
+    return target, state, n_new
 
 
 def inherit_architecture(config: StageConfig, lm_config: StageConfig) -> StageConfig:
