@@ -277,8 +277,9 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
         weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
     task = ClassifierTask(train_batches, valid_batches, encoded["valid"][2], cfg, rt, weights)
     n_groups = len(model.layer_groups())
-    stages = [Stage(f"{i + 1}:{'+'.join(model.layer_groups()[g][0] for g in groups[:1])}..", 1, list(groups))
-              for i, groups in enumerate(unfreeze_plan(n_groups, cfg.strategy, cfg.epochs))]
+    names = [name for name, _ in model.layer_groups()]
+    stages = [Stage(names[groups[0]] if len(groups) == 1 else f"{names[groups[0]]}..{names[groups[-1]]}", 1,
+                    list(groups)) for groups in unfreeze_plan(n_groups, cfg.strategy, cfg.epochs)]
     history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc="classify")
     result = {"stage": "classify", "out": str(out_dir), "labels": label_names, "lm_dir": str(lm_dir),
               "strategy": cfg.strategy, "no_pretraining": cfg.no_pretraining,

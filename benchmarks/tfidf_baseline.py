@@ -1,0 +1,47 @@
+"""The classical baseline ULMFiT is compared with: TF-IDF on word and character n-grams + logistic regression.
+
+    python benchmarks/tfidf_baseline.py [--datasets clickbait rt_polarity imdb]
+
+Same splits as `ulmfit classify --dataset NAME` (train + valid to fit, the test split to score). Needs
+scikit-learn (a dev extra). Prints a table; the last line is JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline, make_union
+
+from ulmfit.datasets import load_labelled
+
+
+def tfidf_logreg():
+    words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
+    return make_pipeline(make_union(words, chars), LogisticRegression(C=10.0, max_iter=2000))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["clickbait", "rt_polarity"])
+    args = parser.parse_args()
+    results = {}
+    for name in args.datasets:
+        splits = load_labelled(name)
+        texts = splits["train"][0] + splits["valid"][0]
+        labels = splits["train"][1] + splits["valid"][1]
+        start = time.perf_counter()
+        model = tfidf_logreg().fit(texts, labels)
+        accuracy = float((model.predict(splits["test"][0]) == splits["test"][1]).mean())
+        results[name] = {"test_accuracy": round(accuracy, 4), "n_train": len(texts), "n_test": len(splits["test"][0]),
+                         "seconds": round(time.perf_counter() - start, 1)}
+        print(f"{name:<12} test accuracy {accuracy:.4f}  ({len(texts)} train, {len(splits['test'][0])} test, "
+              f"{results[name]['seconds']} s)", flush=True)
+    print(json.dumps({"baseline": "tfidf word(1-2)+char(2-5) + logistic regression", "results": results}))
+
+
+if __name__ == "__main__":
+    main()
