@@ -25,9 +25,9 @@ from .report import write_report
 # (preset, overrides) per stage. Each stage trains to a wall-time budget (`max_minutes`): the LR schedule
 # follows the clock, so the demo keeps its ~15 minutes on a slower or busier machine, at some cost in accuracy.
 DEMO = {
-    "pretrain": ("small", ["epochs=1", "max_minutes=6"]),
-    "finetune": ("small", ["epochs=2", "max_minutes=1.5"]),
-    "classify": ("small", ["epochs=5", "max_minutes=4.5"]),
+    "pretrain": ("small", ["epochs=1", "max_minutes=4.5"]),
+    "finetune": ("small", ["epochs=3", "max_minutes=3.5"]),
+    "classify": ("small", ["epochs=4", "max_minutes=5"]),
 }
 QUICK = {                                    # seconds, for the test suite
     "pretrain": ("tiny", ["max_steps=15", "tokenizer.vocab_size=300"]),
