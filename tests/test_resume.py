@@ -48,7 +48,7 @@ def corpus(tmp_path_factory) -> list[str]:
 
 def _pretrain(corpus, out: Path, *extra: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "ulmfit", "pretrain", "--train", *corpus, "--preset", "tiny", "--out", str(out),
-            "--threads", "1", "--epochs", "2", "--set", "save_every=2", "--set", "tokenizer.vocab_size=80", *extra]
+            "--threads", "1", "--epochs", "8", "--set", "save_every=2", "--set", "tokenizer.vocab_size=80", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
