@@ -29,7 +29,7 @@ def gen(seed=7):
 
 
 p = 0.3
-mine = torch.empty(1000, 50).bernoulli_(1 - p, generator=gen()) / (1 - p)
+mine = (torch.rand(1000, 50, generator=gen()) >= p).float() / (1 - p)
 theirs = dropout_mask(torch.zeros(1), (1000, 50), p, generator=gen())
 assert torch.equal(mine, theirs)
 print("values:", theirs.unique().tolist(), "| kept share:", (theirs > 0).float().mean().item())
@@ -44,7 +44,7 @@ from ulmfit.regularizers import LockedDropout
 
 B, T, H = 2, 12, 16
 x = torch.randn(B, T, H)
-mask = torch.empty(B, 1, H).bernoulli_(1 - p, generator=gen()) / (1 - p)      # (B, 1, H): one mask per sequence
+mask = (torch.rand(B, 1, H, generator=gen()) >= p).float() / (1 - p)      # (B, 1, H): one mask per sequence
 by_hand = x * mask                                                            # broadcast over T
 locked = LockedDropout(p).train()
 assert torch.allclose(locked(x, generator=gen()), by_hand)
@@ -78,7 +78,7 @@ from ulmfit.regularizers import EmbeddingDropout
 V, E = 20, 8
 embedding = nn.Embedding(V, E)
 tokens = torch.tensor([[3, 5, 3, 7, 3], [5, 5, 9, 3, 1]])                    # (B, T): word 3 occurs 4 times
-row_mask = torch.empty(V, 1).bernoulli_(1 - 0.5, generator=gen(3)) / 0.5      # (V, 1): one number per word type
+row_mask = (torch.rand(V, 1, generator=gen(3)) >= 0.5).float() / 0.5      # (V, 1): one number per word type
 by_hand = F.embedding(tokens, embedding.weight * row_mask)                    # (B, T, E)
 theirs = EmbeddingDropout(0.5).train()(tokens, embedding, generator=gen(3))
 assert torch.allclose(theirs, by_hand)
@@ -112,7 +112,7 @@ I, H, wp = 6, 5, 0.5
 rnn = WeightDropLSTM(I, H, weight_p=wp).train()
 x = torch.randn(3, 7, I)
 h0, c0 = torch.zeros(1, 3, H), torch.zeros(1, 3, H)
-u_mask = torch.empty(4 * H, H).bernoulli_(1 - wp, generator=gen(11)) / (1 - wp)   # (4H, H), once per forward
+u_mask = (torch.rand(4 * H, H, generator=gen(11)) >= wp).float() / (1 - wp)   # (4H, H), once per forward
 expected = lstm_by_hand(x, h0[0], c0[0], rnn.weight_ih, rnn.weight_hh_raw * u_mask, rnn.bias_ih, rnn.bias_hh)
 output, (h, c) = rnn(x, (h0, c0), generator=gen(11))
 assert torch.allclose(output, expected, atol=1e-6) and torch.allclose(h[0], output[:, -1])
