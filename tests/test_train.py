@@ -12,7 +12,7 @@ from ulmfit.batching import LMBatches
 from ulmfit.config import ModelConfig, TrainConfig
 from ulmfit.runtime import Runtime, seed_everything
 from ulmfit.tasks import LMTask
-from ulmfit.train import Interrupted, Stage, fit
+from ulmfit.train import Interrupted, Stage, fit, stages_from_plan
 
 RT = Runtime(device=torch.device("cpu"))
 
@@ -102,3 +102,10 @@ class TestTimeBudget:
         model, task = _setup(cfg, tiny_config)
         history = fit(model, task, [Stage("all", 500, _all_groups(model))], cfg, RT)
         assert history and 1 <= history[-1]["step"] < 500 * task.n_batches(0)
+
+
+def test_stages_from_plan_merges_the_epochs_that_train_the_same_groups():
+    names = ["lstm_0", "embedding", "head"]
+    stages = stages_from_plan(names, [[2], [1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2]])
+    assert [(s.name, s.epochs, s.trainable) for s in stages] == [
+        ("head", 1, [2]), ("embedding..head", 1, [1, 2]), ("lstm_0..head", 3, [0, 1, 2])]

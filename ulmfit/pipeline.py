@@ -29,7 +29,7 @@ from .runtime import Runtime, seed_everything, setup_runtime
 from .schedule import unfreeze_plan
 from .tasks import ClassifierTask, LMTask
 from .tokenizer import Tokenizer, load_corpus
-from .train import Stage, fit
+from .train import Stage, fit, stages_from_plan
 from .transfer import match_embeddings, vocabulary
 
 ARCH_FIELDS = ("vocab_size", "emb_size", "hidden_size", "n_layers", "tie_weights", "out_bias", "pad_id")
@@ -278,8 +278,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     task = ClassifierTask(train_batches, valid_batches, encoded["valid"][2], cfg, rt, weights)
     n_groups = len(model.layer_groups())
     names = [name for name, _ in model.layer_groups()]
-    stages = [Stage(names[groups[0]] if len(groups) == 1 else f"{names[groups[0]]}..{names[groups[-1]]}", 1,
-                    list(groups)) for groups in unfreeze_plan(n_groups, cfg.strategy, cfg.epochs)]
+    stages = stages_from_plan(names, unfreeze_plan(n_groups, cfg.strategy, cfg.epochs))
     history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc="classify")
     result = {"stage": "classify", "out": str(out_dir), "labels": label_names, "lm_dir": str(lm_dir),
               "strategy": cfg.strategy, "no_pretraining": cfg.no_pretraining,

@@ -38,6 +38,20 @@ class Stage:
     trainable: list[int]                 # indices into model.layer_groups(), bottom -> top
 
 
+def stages_from_plan(names: list[str], plan: list[list[int]]) -> list[Stage]:
+    """Stages for a per-epoch unfreezing plan (schedule.unfreeze_plan), consecutive equal epochs merged into one
+    stage: so the epochs that train all groups after gradual unfreezing share one STLR cycle (one warm-up, one
+    decay) instead of restarting the schedule every epoch."""
+    stages: list[Stage] = []
+    for groups in plan:
+        if stages and stages[-1].trainable == list(groups):
+            stages[-1].epochs += 1
+            continue
+        name = names[groups[0]] if len(groups) == 1 else f"{names[groups[0]]}..{names[groups[-1]]}"
+        stages.append(Stage(name, 1, list(groups)))
+    return stages
+
+
 class StepResult(NamedTuple):
     loss: torch.Tensor                   # what is backpropagated (e.g. CE + AR + TAR)
     metric: torch.Tensor                 # what the progress bar averages (e.g. CE alone)
