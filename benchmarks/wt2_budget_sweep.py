@@ -65,7 +65,7 @@ def main() -> None:
                 continue
             ev = last_eval(args.out / name)
             rows[name] = {"sets": sets, "valid_ppl_word": round(ev["valid_ppl_word"], 1),
-                          "valid_ppl_token": round(ev["valid_ppl"], 2), "steps": ev["steps"],
+                          "valid_ppl_token": round(ev["valid_ppl"], 2), "steps": ev["step"],
                           "wall_minutes": round((time.time() - start) / 60, 1)}
             print(name, rows[name], flush=True)
     print(f"\n{'variant':<14} {'ppl/word':>9} {'ppl/token':>9} {'steps':>6}  overrides")

@@ -74,3 +74,10 @@ class TestOverrides:
         base = preset("tiny", "pretrain")
         apply_overrides(base, ["lr=0.5"])
         assert base.train.lr != 0.5
+
+
+def test_pretraining_presets_train_every_layer_at_one_lr():
+    """ULMFiT §3.1 pretrains at a single LR; the 2.6 ratio is the fine-tuning technique of §3.2."""
+    for name in ("tiny", "small", "paper"):
+        assert preset(name, "pretrain").train.lr_decay_per_layer == 1.0
+        assert preset(name, "finetune").train.lr_decay_per_layer == 2.6

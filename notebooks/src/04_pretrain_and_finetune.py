@@ -4,7 +4,8 @@
 # Stage 1 (ULMFiT §3.1) trains the AWD-LSTM language model on a general-domain corpus; here WikiText-2 (the paper
 # used WikiText-103). Stage 2 (§3.2) fine-tunes that LM on the target task's own texts, the Stop Clickbait
 # headlines, with two techniques: **discriminative fine-tuning** (a smaller LR for lower layers) and **slanted
-# triangular learning rates** (STLR). Pretraining here uses fastai's one-cycle schedule instead.
+# triangular learning rates** (STLR). Pretraining trains every layer at one LR, with STLR (`small`) or fastai's
+# one-cycle (`tiny`, `paper`).
 # %% [include] _setup.py
 # %% [markdown]
 # ## The schedules are functions of the step
@@ -57,7 +58,7 @@ plt.show()
 # ## Stage 1: pretrain on WikiText-2
 #
 # `pretrain` trains a SentencePiece tokenizer on the training articles, numericalises the corpus and trains the LM
-# (QUICK: the `tiny` model for 300 steps, a few minutes; full: the `small` preset for its 3 epochs). The run dir is
+# (QUICK: the `tiny` model for 1,000 steps, a few minutes; full: the `small` preset, 3 epochs). The run dir is
 # shared with the other notebooks. Look at the training loss and the LR from `metrics.jsonl`.
 # %%
 pre_dir = pretrained_lm()
@@ -70,7 +71,7 @@ ax1.plot([r["step"] for r in epochs], [r["valid_loss"] for r in epochs], "s", ms
 ax1.set(xlabel="step", ylabel="cross-entropy per token", title="pretraining loss")
 ax1.legend()
 ax2.plot([r["step"] for r in train], [r["lr"] for r in train], "o-")
-ax2.set(xlabel="step", ylabel="LR (top group)", title="one-cycle, as logged")
+ax2.set(xlabel="step", ylabel="LR (every layer)", title=f"{stage_config('pretrain').train.schedule}, as logged")
 plt.tight_layout()
 plt.show()
 print({k: round(v, 2) for k, v in epochs[-1].items() if k.startswith("valid")})
