@@ -99,9 +99,10 @@ class Cell:
             batch = next(self.stream)
         return batch
 
-    def train_step(self) -> float:
-        """Seconds for forward + full-vocabulary CE + backward + Adam step on the next batch (for the loader
-        cell, fetching the batch from the memory-mapped corpus is inside the timed region)."""
+    def train_step(self) -> tuple[float, int]:
+        """(seconds, tokens) for forward + full-vocabulary CE + backward + Adam step on the next batch. For the
+        loader cell, fetching the batch from the memory-mapped corpus is inside the timed region, and its batches
+        are shorter than bptt on average (variable BPTT), so the tokens are counted, not assumed."""
         start = time.perf_counter()
         tokens, targets = self.next_batch()
         if self.loader is None:
@@ -114,10 +115,10 @@ class Cell:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.hidden = detach_hidden(hidden)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, tokens.numel()
 
-    def infer_step(self) -> float:
-        """Seconds for one eval forward under no_grad, logits included."""
+    def infer_step(self) -> tuple[float, int]:
+        """(seconds, tokens) for one eval forward under no_grad, logits included."""
         tokens, _ = self.batches[self.step % len(self.batches)]
         self.step += 1
         self.model.eval()
@@ -127,7 +128,7 @@ class Cell:
                 self.hidden = self.model(tokens, self.hidden).hidden
             else:
                 self.hidden = self.model(tokens, self.hidden)[1]
-        return time.perf_counter() - start
+        return time.perf_counter() - start, tokens.numel()
 
 
 def _memmapped_loader(folder: Path, vocab_size: int, batch_size: int, bptt: int) -> LMBatches:
@@ -140,9 +141,9 @@ def _memmapped_loader(folder: Path, vocab_size: int, batch_size: int, bptt: int)
                      seed=0)
 
 
-def time_round_robin(cells: list[Cell], mode: str, warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per step for every cell. The cells take turns, one step each per round, so that load from other
-    processes on a shared machine falls on all of them alike and their medians stay comparable."""
+def time_round_robin(cells: list[Cell], mode: str, warmup: int, repeats: int) -> dict[str, list[tuple[float, int]]]:
+    """(seconds, tokens) per step for every cell. The cells take turns, one step each per round, so that load from
+    other processes on a shared machine falls on all of them alike and their medians stay comparable."""
     if mode == "infer":                              # the loader cell measures training only
         cells = [c for c in cells if c.loader is None]
     times = {f"{c.name}_{c.precision}": [] for c in cells}
@@ -150,9 +151,9 @@ def time_round_robin(cells: list[Cell], mode: str, warmup: int, repeats: int) ->
         cell.hidden = None                           # a new stream for each mode
     for round_ in range(warmup + repeats):
         for cell in cells:
-            seconds = cell.train_step() if mode == "train" else cell.infer_step()
+            seconds_tokens = cell.train_step() if mode == "train" else cell.infer_step()
             if round_ >= warmup:
-                times[f"{cell.name}_{cell.precision}"].append(seconds)
+                times[f"{cell.name}_{cell.precision}"].append(seconds_tokens)
     return times
 
 
@@ -174,7 +175,6 @@ def main() -> None:
     stream = torch.randint(4, config.vocab_size, (args.batch_size, args.bptt * 4 + 1))
     batches = [(stream[:, i:i + args.bptt], stream[:, i + 1:i + 1 + args.bptt])
                for i in range(0, args.bptt * 4, args.bptt)]
-    tokens_per_batch = args.batch_size * args.bptt
 
     load_start = round(os.getloadavg()[0], 2)
     wanted = set(filter(None, args.only.split(",")))
@@ -187,12 +187,14 @@ def main() -> None:
                                                    args.bptt)))
     results, rows = {}, []
     for mode in ("train", "infer"):
-        for key, times in time_round_robin(cells, mode, warmup, repeats).items():
+        for key, steps in time_round_robin(cells, mode, warmup, repeats).items():
+            times = [seconds for seconds, _ in steps]
             median = statistics.median(times)
-            results[f"{key}_{mode}_tok_s"] = round(tokens_per_batch / median, 1)
+            tok_s = statistics.median(n / seconds for seconds, n in steps)
+            results[f"{key}_{mode}_tok_s"] = round(tok_s, 1)
             name, precision = key.split("_")
-            rows.append((name, precision, mode, tokens_per_batch / median, median, min(times), max(times)))
-            print(f"{name:>5} {precision:>4} {mode:>5}  {tokens_per_batch / median:8.0f} tok/s  "
+            rows.append((name, precision, mode, tok_s, median, min(times), max(times)))
+            print(f"{name:>5} {precision:>4} {mode:>5}  {tok_s:8.0f} tok/s  "
                   f"median {median:.3f}s  min {min(times):.3f}s  max {max(times):.3f}s", flush=True)
 
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
