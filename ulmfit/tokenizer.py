@@ -28,6 +28,7 @@ import numpy as np
 import sentencepiece as spm
 from tqdm.auto import tqdm
 
+from .checkpoint import atomic_write_bytes
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig
 from .errors import UlmfitError
 
@@ -142,7 +143,7 @@ class Tokenizer:
                                   f"it needs at least {need.group(1)} (special tokens + characters); "
                                   "raise vocab_size") from None
             raise UlmfitError(f"SentencePiece training failed: {msg}") from None
-        _atomic_write(out_dir / "tokenizer.model", model.getvalue())
+        atomic_write_bytes(out_dir / "tokenizer.model", model.getvalue())
         tok = cls(out_dir / "tokenizer.model")
         tok._write_vocab(out_dir / "vocab.txt")
         if tok.vocab_size < config.vocab_size:
@@ -170,7 +171,7 @@ class Tokenizer:
 
     def _write_vocab(self, path: Path) -> None:
         pieces = (self.sp.id_to_piece(i) for i in range(self.vocab_size))    # line i = id i
-        _atomic_write(path, ("\n".join(pieces) + "\n").encode("utf-8"))
+        atomic_write_bytes(path, ("\n".join(pieces) + "\n").encode("utf-8"))
 
     def fingerprint(self) -> str:
         """sha256 of the model file: checkpoints store it to catch a mismatched tokenizer."""
@@ -347,9 +348,3 @@ class _CorpusWriter:
             self.f.close()
         for tmp in self.tmp:
             tmp.unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
