@@ -28,7 +28,8 @@ from .metrics import classification_report
 from .runtime import Runtime, seed_everything, setup_runtime
 from .schedule import unfreeze_plan
 from .tasks import ClassifierTask, LMTask
-from .tokenizer import Tokenizer, load_corpus
+from .corpus import load_corpus
+from .tokenizer import Tokenizer
 from .train import Stage, fit, stages_from_plan
 from .transfer import match_embeddings, vocabulary
 

@@ -51,7 +51,7 @@ assert decoded.split() == undo_rules(apply_rules(text)).split()
 # fits), read back memory-mapped, so even WikiText-103 never sits in Python lists. Document i is
 # `ids[offsets[i]:offsets[i+1]]`; each starts with BOS.
 # %%
-from ulmfit.tokenizer import load_corpus
+from ulmfit.corpus import load_corpus
 
 tokenizer.encode_corpus(docs["train"][:120], RUNS / "nb01-corpus" / "train")
 ids, offsets = load_corpus(RUNS / "nb01-corpus" / "train")
