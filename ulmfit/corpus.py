@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from itertools import chain
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
@@ -42,7 +42,7 @@ def write_corpus(tokenizer: "Tokenizer", documents: Iterable[str], prefix: Path,
                 write(*_to_arrays(encode_docs(tokenizer.sp, chunk, tokenizer.pre_rules), dtype))
                 bar.update(len(chunk))
         else:
-            ctx = get_context("forkserver" if "forkserver" in _methods() else "spawn")
+            ctx = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
             init_args = (tokenizer.sp.serialized_model_proto(), tokenizer.pre_rules, dtype)
             with ctx.Pool(processes, _init_worker, init_args) as pool:
                 pending: deque = deque()
@@ -74,11 +74,6 @@ def load_corpus(prefix) -> tuple[np.ndarray, np.ndarray]:
 
 # ---- worker side: one SentencePiece model per process, loaded once by the pool initializer -----------------
 _W: dict = {}
-
-
-def _methods() -> list[str]:
-    import multiprocessing
-    return multiprocessing.get_all_start_methods()
 
 
 def _init_worker(model_proto: bytes, pre_rules: bool, dtype) -> None:

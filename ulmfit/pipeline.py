@@ -22,13 +22,13 @@ from .awd_lstm import LanguageModel
 from .batching import ClassificationBatches, LMBatches
 from .classifier import TextClassifier
 from .config import StageConfig, validate
+from .corpus import load_corpus
 from .errors import UlmfitError
 from .evaluate import evaluate_lm, predict_proba
 from .metrics import classification_report
 from .runtime import Runtime, seed_everything, setup_runtime
 from .schedule import unfreeze_plan
 from .tasks import ClassifierTask, LMTask
-from .corpus import load_corpus
 from .tokenizer import Tokenizer
 from .train import Stage, fit, stages_from_plan
 from .transfer import match_embeddings, vocabulary
