@@ -7,6 +7,7 @@ nccl on CUDA, gloo on CPU. Only rank 0 writes files and shows progress bars; met
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 from dataclasses import dataclass
@@ -117,5 +118,6 @@ def _py_state_to_lists(state):
 def cleanup_runtime() -> None:
     """Leave torchrun's process group; the barrier first, so no rank tears gloo down under another's feet."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()                      # the stages' DDP reducers hold the group: free them while it still exists
         dist.barrier()
         dist.destroy_process_group()
