@@ -1,21 +1,27 @@
 """Execute every notebook top to bottom in a fresh kernel: `python notebooks/run_all.py [NAME ...]`.
 
 `make notebooks` calls this; `QUICK=1` (read by the notebooks themselves) selects the CI-sized runs. Each notebook
-runs in its own new "python3" kernel with notebooks/ as the working directory, cell by cell, so a failure names
-the notebook and the cell. The committed .ipynb files stay untouched (outputs cleared); the executed copies go to
-notebooks/runs/executed/ for a look. Finished training runs are cached in notebooks/runs/ and shared by the
-notebooks; delete that folder to retrain from scratch.
+runs cell by cell in its own new kernel, with notebooks/ as the working directory, so a failure names the notebook
+and the cell. The kernel runs the Python that runs this script, not whatever "python3" kernelspec the user has
+installed (which may point at another, or a deleted, environment). The committed .ipynb files stay untouched
+(outputs cleared); the executed copies go to notebooks/runs/executed/ for a look. Finished training runs are cached
+in notebooks/runs/ and shared by the notebooks; delete that folder to retrain from scratch.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from ipykernel.kernelspec import write_kernel_spec
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -29,12 +35,13 @@ CELL_TIMEOUT = 3600 * 4          # seconds per cell: the full (non-QUICK) runs t
 def run_notebook(name: str, out_dir: Path) -> float:
     """Execute notebooks/<name>.ipynb cell by cell; raise RuntimeError naming the failing cell."""
     nb = nbformat.read(HERE / f"{name}.ipynb", as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+    spec_root = Path(tempfile.mkdtemp(prefix="ulmfit-kernel-"))
+    client = NotebookClient(nb, km=_this_python_kernel(spec_root), timeout=CELL_TIMEOUT,
                             resources={"metadata": {"path": str(HERE)}})
     start = time.perf_counter()
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     try:
-        with client.setup_kernel():
+        with client.setup_kernel(cleanup_kc=True):          # we made the kernel manager: shut its kernel down too
             for n, index in enumerate(code_cells, 1):
                 cell = nb.cells[index]
                 try:
@@ -44,9 +51,16 @@ def run_notebook(name: str, out_dir: Path) -> float:
                     raise RuntimeError(f"{name}.ipynb failed in cell {index} (code cell {n} of {len(code_cells)}), "
                                        f"which starts with {first!r}:\n{_short(e)}") from None
     finally:
+        shutil.rmtree(spec_root, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out_dir / f"{name}.ipynb")
     return time.perf_counter() - start
+
+
+def _this_python_kernel(spec_root: Path) -> KernelManager:
+    """A kernel manager whose kernel runs sys.executable, from a kernelspec written under `spec_root`."""
+    write_kernel_spec(spec_root / "python3")               # argv: sys.executable -m ipykernel_launcher ...
+    return KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_root)]))
 
 
 def _short(error: Exception, keep: int = 40) -> str:
