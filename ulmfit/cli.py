@@ -158,15 +158,18 @@ def _raise_terminated(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = _main(argv)
-    if argv is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # A torchrun worker skips interpreter teardown: the run is saved and the process group left by now, but
-        # a gloo thread that outlives the group can abort the exiting process ("terminate called without an
-        # active exception", about 1 run in 30 on a loaded machine), turning a finished run into a failed one.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    if argv is not None or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return _main(argv)
+    # A torchrun worker skips interpreter teardown: the run is saved and the process group left by now, but a gloo
+    # thread that outlives the group can abort the exiting process ("terminate called without an active
+    # exception", about 1 run in 30 on a loaded machine), turning a finished run into a failed one.
+    try:
+        code = _main(argv)
+    except SystemExit as e:               # a stop by signal (130 / 143), or argparse's usage error
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
