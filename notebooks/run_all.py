@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -35,23 +34,22 @@ CELL_TIMEOUT = 3600 * 4          # seconds per cell: the full (non-QUICK) runs t
 def run_notebook(name: str, out_dir: Path) -> float:
     """Execute notebooks/<name>.ipynb cell by cell; raise RuntimeError naming the failing cell."""
     nb = nbformat.read(HERE / f"{name}.ipynb", as_version=4)
-    spec_root = Path(tempfile.mkdtemp(prefix="ulmfit-kernel-"))
-    client = NotebookClient(nb, km=_this_python_kernel(spec_root), timeout=CELL_TIMEOUT,
-                            resources={"metadata": {"path": str(HERE)}})
     start = time.perf_counter()
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     try:
-        with client.setup_kernel(cleanup_kc=True):          # we made the kernel manager: shut its kernel down too
-            for n, index in enumerate(code_cells, 1):
-                cell = nb.cells[index]
-                try:
-                    client.execute_cell(cell, index)
-                except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
-                    first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-                    raise RuntimeError(f"{name}.ipynb failed in cell {index} (code cell {n} of {len(code_cells)}), "
-                                       f"which starts with {first!r}:\n{_short(e)}") from None
+        with tempfile.TemporaryDirectory(prefix="ulmfit-kernel-") as spec_root:
+            client = NotebookClient(nb, km=_this_python_kernel(Path(spec_root)), timeout=CELL_TIMEOUT,
+                                    resources={"metadata": {"path": str(HERE)}})
+            with client.setup_kernel(cleanup_kc=True):      # we made the kernel manager: shut its kernel down too
+                for n, index in enumerate(code_cells, 1):
+                    cell = nb.cells[index]
+                    try:
+                        client.execute_cell(cell, index)
+                    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
+                        first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+                        raise RuntimeError(f"{name}.ipynb failed in cell {index} (code cell {n} of "
+                                           f"{len(code_cells)}), which starts with {first!r}:\n{_short(e)}") from None
     finally:
-        shutil.rmtree(spec_root, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out_dir / f"{name}.ipynb")
     return time.perf_counter() - start

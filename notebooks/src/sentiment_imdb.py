@@ -15,8 +15,8 @@
 # its official splits: the classifier trains on 22,500 of the 25,000 training reviews (a seeded 2,500 are held out
 # for validation) and is scored on all 25,000 test reviews. The LM is fine-tuned on the training and the 50k
 # unlabelled reviews within a 60-minute budget, the classifier within 75 minutes: one epoch per unfreezing stage and
-# two with every layer thawed, fastai's IMDb recipe (the budgets of
-# `benchmarks/results/imdb_small.txt`, which records the same runs made from the CLI).
+# two with every layer thawed, the shape of fastai's IMDb recipe (the budgets of `benchmarks/results/imdb_small.txt`,
+# which records the same runs made from the CLI).
 #
 # Full mode trains the forward direction only: about 2 h 20 min on 2 CPU cores. `BACKWARD=1` in the environment adds
 # the backward direction (another WikiText-2 pretraining, LM fine-tuning and classifier: about 3 hours more).
@@ -83,9 +83,9 @@ for name, dirs in scored:
 # Our CPU-scale numbers and the paper's GPU-scale ones. The gap is the scale: the paper's LM (32M parameters) is
 # ~450× larger than `tiny` and ~5× `small`, pretrained on 103M WikiText-103 tokens for many epochs, then fine-tuned on
 # all 100k reviews for many epochs; here the `small` LM saw 2M WikiText-2 tokens three times (30 minutes) and 0.6 of
-# an epoch of the reviews (60 minutes), and the classifier one epoch per unfreezing stage and two with every layer. In QUICK mode
-# expect errors near chance (50%): 720 reviews and a 70k-parameter LM trained for a few minutes are far below what
-# sentiment needs, so QUICK shows that every step of the recipe runs, not how well it works.
+# an epoch of the reviews (60 minutes), and the classifier one epoch per unfreezing stage and two with every layer.
+# In QUICK mode expect errors near chance (50%): 720 reviews and a 70k-parameter LM trained for a few minutes are far
+# below what sentiment needs, so QUICK shows that every step of the recipe runs, not how well it works.
 # %%
 from IPython.display import Markdown
 
