@@ -213,6 +213,9 @@ CASES = [
     ("pickled-code-resume", lambda r, t, m: _pickled_code(r, t, ckpt.RESUME_FILE), "refused"),
     ("wrong-stage-input", lambda r, t, m: ["classify", "--pretrained", str(r.cls), "--train", str(r.labelled),
                                            "--out", str(t / "o"), *TRAIN], "expected pretrain or finetune"),
+    ("from-classifier-given-an-lm", lambda r, t, m: ["classify", "--from-classifier", str(r.pre), "--train",
+                                                    str(r.labelled), "--out", str(t / "o"), *TRAIN],
+     "expected classify"),
     ("generate-from-classifier", lambda r, t, m: ["generate", str(r.cls), "The"], "expected pretrain or finetune"),
     # out dirs
     ("out-holds-another-run", lambda r, t, m: _classify(r, t, out="cls", train=None)

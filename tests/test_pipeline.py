@@ -101,3 +101,20 @@ class TestPipeline:
                          "--seed", seed]) == 0
             outs.append(_last_json(capsys)["text"])
         assert outs[0] == outs[1] and outs[0].lower().startswith("the team")
+
+    def test_from_classifier_reuses_its_encoder_under_a_new_label_set(self, runs, tmp_path):
+        """classify --from-classifier starts from another classifier's encoder; the head is new, so the labels
+        may differ. With the frozen strategy the encoder must come out exactly as it went in."""
+        import torch
+        from ulmfit import checkpoint as ckpt
+        rows = (runs / "train.csv").read_text().splitlines()
+        relabelled = [rows[0]] + [r.replace(",food", ",cooking").replace(",sport", ",other") for r in rows[1:]]
+        (tmp_path / "train.csv").write_text("\n".join(relabelled) + "\n")
+        assert main(["classify", "--from-classifier", str(runs / "cls"), "--train", str(tmp_path / "train.csv"),
+                     "--out", str(tmp_path / "cls2"), "--strategy", "frozen", "--max-steps", "3",
+                     "--preset", "tiny", "--set", "batch_size=16"]) == 0
+        source = ckpt.load_tensors(runs / "cls" / ckpt.WEIGHTS_FILE)
+        meta, _, target, _ = ckpt.load_run(tmp_path / "cls2")
+        encoder = [k for k in source if k.startswith("encoder.")]
+        assert encoder and all(torch.equal(source[k], target[k]) for k in encoder)
+        assert meta["labels"] == ["cooking", "other"] and meta["encoder_from"] == "classify"

@@ -185,8 +185,8 @@ class TextClassifier(nn.Module):
         return list(groups.items())
 
     def load_encoder_state(self, lm_state_dict: dict[str, torch.Tensor]) -> None:
-        """Copy the encoder weights from a LanguageModel state_dict (its `encoder.*` keys; the decoder is
-        ignored).
+        """Copy the encoder weights from a LanguageModel or TextClassifier state_dict (its `encoder.*` keys; a
+        decoder or head is ignored).
 
         Raises UlmfitError naming the offending keys if the two models were built with different sizes.
         """

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--finetuned", type=Path, help="a finetune run dir")
     src.add_argument("--pretrained", type=Path, help="a pretrain run dir (skips stage 2)")
+    src.add_argument("--from-classifier", type=Path, metavar="DIR",
+                     help="a classify run dir: start from its encoder (e.g. an IMDb sentiment model for a small "
+                          "review dataset); the head starts afresh")
     p.add_argument("--strategy", choices=("gradual", "full", "frozen", "chain-thaw"))
     p.add_argument("--no-pretraining", action="store_true", help="random encoder weights (ablation baseline)")
     p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class scores, confusion matrix")

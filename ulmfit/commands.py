@@ -70,8 +70,9 @@ def finetune(args) -> dict:
 def classify(args) -> dict:
     from .pipeline import classify as run
     config = stage_config(args, "classify")
-    lm_dir = args.finetuned or args.pretrained
-    return _guard(lambda: run(config, lm_dir, _data_spec(args), args.out, resume=args.resume, force=args.force))
+    lm_dir = args.finetuned or args.pretrained or args.from_classifier
+    return _guard(lambda: run(config, lm_dir, _data_spec(args), args.out, resume=args.resume, force=args.force,
+                              from_classifier=args.from_classifier is not None))
 
 
 def evaluate(args) -> dict:

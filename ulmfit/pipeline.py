@@ -250,9 +250,15 @@ def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage
 
 # ---- stage 3: the classifier --------------------------------------------------------------------------------
 def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, resume: bool = False,
-             force: bool = False, rt: Runtime | None = None) -> dict:
-    """ULMFiT §3.3: a concat-pooling classifier on the fine-tuned encoder, trained with gradual unfreezing."""
-    meta, lm_config, state, tokenizer = ckpt.load_run(lm_dir, stages=("pretrain", "finetune"))
+             force: bool = False, rt: Runtime | None = None, from_classifier: bool = False) -> dict:
+    """ULMFiT §3.3: a concat-pooling classifier on the fine-tuned encoder, trained with gradual unfreezing.
+
+    `from_classifier=True` takes the encoder from a classify run instead of an LM (sequential transfer, beyond the
+    paper): a sentiment classifier trained on IMDb's 25k reviews already encodes what a small review dataset needs,
+    which an LM's features hold only weakly. The head always starts afresh, so the label sets may differ.
+    """
+    source_stages = ("classify",) if from_classifier else ("pretrain", "finetune")
+    meta, lm_config, state, tokenizer = ckpt.load_run(lm_dir, stages=source_stages)
     config = inherit_architecture(config, lm_config)
     cfg = config.train
     rt = _runtime(config, rt)
@@ -282,7 +288,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     stages = stages_from_plan(names, unfreeze_plan(n_groups, cfg.strategy, cfg.epochs))
     history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc="classify")
     result = {"stage": "classify", "out": str(out_dir), "labels": label_names, "lm_dir": str(lm_dir),
-              "strategy": cfg.strategy, "no_pretraining": cfg.no_pretraining,
+              "encoder_from": meta["stage"], "strategy": cfg.strategy, "no_pretraining": cfg.no_pretraining,
               "n_train": len(train_y), "n_valid": len(encoded["valid"][2])}
     if history:
         result.update({k: v for k, v in history[-1].items() if k.startswith("valid")})
@@ -294,7 +300,8 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
                        "n_test": report["n"]})
     if rt.is_main:
         ckpt.save_run(out_dir, model, config, "classify", tokenizer,
-                      extra={"labels": label_names, "lm_dir": str(lm_dir), "history": history,
+                      extra={"labels": label_names, "lm_dir": str(lm_dir), "encoder_from": meta["stage"],
+                             "history": history,
                              "results": {k: v for k, v in result.items() if k not in ("labels",)}})
         (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)
     return result
