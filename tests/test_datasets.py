@@ -230,6 +230,14 @@ class TestUpstreamForms:
         out = R.read_imdb(tmp_path)
         assert out["train"] == (["bad", "great"], ["neg", "pos"]) and out["unsup"][0] == ["meh"]
 
+    def test_imdb_tarball_ratings(self, tmp_path):
+        """With ratings=True the star rating comes from the file name (<id>_<rating>.txt)."""
+        (tmp_path / "aclImdb_v1.tar.gz").write_bytes(_tar({
+            "aclImdb/train/pos/1_9.txt": b"great", "aclImdb/train/neg/0_2.txt": b"bad",
+            "aclImdb/train/unsup/5_0.txt": b"meh"}))
+        out = R.read_imdb(tmp_path, ratings=True)
+        assert out["train"] == (["bad", "great"], ["neg", "pos"], [2, 9]) and out["unsup"][2] == [0]
+
     def test_rt_polarity_tarball(self, tmp_path):
         """The Cornell tarball's 8-bit text is decoded as cp1252."""
         (tmp_path / "rt-polaritydata.tar.gz").write_bytes(_tar({

@@ -249,29 +249,30 @@ def read_ptb(folder: Path) -> dict:
     return out
 
 
-def read_imdb(folder: Path) -> dict:
-    """{"train", "test"} -> (texts, "neg"/"pos"), {"unsup"} -> (50k texts, "unsup"); sorted by label, id."""
+def read_imdb(folder: Path, ratings: bool = False) -> dict:
+    """{"train", "test"} -> (texts, "neg"/"pos"), {"unsup"} -> (50k texts, "unsup"); sorted by label, id.
+    With `ratings`, each split is (texts, labels, star ratings) (1-4 neg, 7-10 pos, 0 unsup)."""
     import lzma as _lzma
     rows: dict[str, list] = {"train": [], "test": [], "unsup": []}
     if (folder / "train.csv.xz").is_file():
         for split in rows:
             with _lzma.open(folder / f"{split}.csv.xz", "rt", encoding="utf-8", newline="") as f:
-                rows[split] = [(r["label"], int(r["id"]), r["text"]) for r in csv.DictReader(f)]
+                rows[split] = [(r["label"], int(r["id"]), r["text"], int(r["rating"])) for r in csv.DictReader(f)]
     else:
         import re
         import tarfile
-        pattern = re.compile(r"aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_\d+\.txt$")
+        pattern = re.compile(r"aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
         with tarfile.open(folder / "aclImdb_v1.tar.gz", "r:gz") as tar:
             for member in tar:                 # one sequential pass over the 100k files, nothing extracted
                 m = pattern.match(member.name)
                 if m:
                     split = "unsup" if m.group(2) == "unsup" else m.group(1)
                     text = tar.extractfile(member).read().decode("utf-8")
-                    rows[split].append((m.group(2), int(m.group(3)), text))
+                    rows[split].append((m.group(2), int(m.group(3)), text, int(m.group(4))))
     out = {}
     for split, r in rows.items():
         r.sort(key=lambda row: row[:2])
-        out[split] = ([row[2] for row in r], [row[0] for row in r])
+        out[split] = ([row[2] for row in r], [row[0] for row in r]) + (([row[3] for row in r],) if ratings else ())
     return out
 
 
