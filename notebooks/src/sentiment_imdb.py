@@ -133,7 +133,10 @@ for name, run in rt_runs.items():
 # is not; one way to drop such noise is to keep only the sentences on which the review classifier agrees with the
 # inherited label (p ≥ 0.7, the `agree` source below). A classifier trained on 120k such sentences is then the
 # starting point for Rotten Tomatoes (`benchmarks/rt_sentence_transfer.py`; its measured figures are in
-# `benchmarks/results/rt_sentence_transfer.txt`). Below: two training reviews, sentence by sentence.
+# `benchmarks/results/rt_sentence_transfer.txt`). Below: two training reviews, sentence by sentence. Read it
+# critically: the review classifier leans to "pos" on neutral sentences, so the filter keeps plot sentences of positive
+# reviews and drops opinionated sentences that it misreads. Two other sources measured better on RT: sentences of
+# reviews rated 1-2 or 9-10 stars, and sentences of unlabelled reviews the classifier labels with p ≥ 0.95.
 # %%
 from ulmfit.distant import agreement, sentences_with_labels
 from ulmfit.inference import classifier_proba, load_classifier
