@@ -1,7 +1,7 @@
 """Rotten Tomatoes via IMDb sentences: sentence-level distant supervision, then ULMFiT fine-tuning (beyond the paper).
 
     python benchmarks/rt_sentence_transfer.py --classifier notebooks/runs/full/classify-imdb-forward \
-        --out runs/rt-transfer [--threads 1] [--per-class 60000]
+        --out runs/rt-transfer [--threads 1] [--per-class 60000] [--sources agree extreme pseudo] [--sentence-epochs 2]
 
 Starting from a review-level IMDb classifier (`make classify DATASET=imdb`), for each of three sentence datasets
 cut from IMDb reviews (ulmfit/distant.py):
@@ -89,13 +89,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
     parser.add_argument("--per-class", type=int, default=60000, help="sentences per class in each dataset")
+    parser.add_argument("--sentence-epochs", type=int, default=2, help="epochs of each sentence classifier")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     overrides = [f"threads={args.threads}", f"seed={args.seed}"]
     sentence_config = apply_overrides(preset("small", "classify"),
-                                      overrides + ["strategy=full", "epochs=2", "max_minutes=45"])
+                                      overrides + ["strategy=full", f"epochs={args.sentence_epochs}",
+                                                                  "max_minutes=45"])
     rt_config = apply_overrides(preset("small", "classify"), overrides + ["epochs=10"])
     rt_test = labelled_splits(DataSpec(dataset="rt_polarity"), rt_config.train.seed,
                               rt_config.train.valid_frac)["test"]
