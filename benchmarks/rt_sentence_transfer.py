@@ -10,7 +10,7 @@ cut from IMDb reviews (ulmfit/distant.py):
   pseudo   sentences of unlabelled reviews the IMDb classifier labels with p >= 0.95, with that label
 it trains a sentence classifier (`classify --from-classifier`, all layers, 2 epochs) and scores it zero-shot on
 the Rotten Tomatoes test split, then trains the Rotten Tomatoes classifier from it (the default recipe: gradual
-unfreezing, 10 epochs). The last row averages the three Rotten Tomatoes classifiers' probabilities (as
+unfreezing, 10 epochs). The last row averages the Rotten Tomatoes classifiers' probabilities (as
 `ulmfit evaluate A B C` does). Finished runs in --out are reused, so an interrupted run picks up where it stopped.
 Prints a table; the last line is JSON.
 """
@@ -21,6 +21,7 @@ import csv
 import hashlib
 import json
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -34,19 +35,20 @@ from ulmfit.inference import classifier_proba, ensemble_proba, load_classifier
 from ulmfit.pipeline import DataSpec, classify, labelled_splits
 
 SOURCES = ("agree", "extreme", "pseudo")
-# The per-class permutations are drawn pos first: the order the recorded runs (rt_polarity_small.txt) used.
+# The per-class permutations are drawn pos first: the order the recorded runs (rt_sentence_transfer.txt) used.
 CLASS_ORDER = ("pos", "neg")
 
 
-def imdb_split(split: str) -> tuple[list[str], list[str], list[int]]:
-    """(texts, labels, star ratings) of one IMDb split, from the mirror or the upstream tarball."""
-    return readers.read_imdb(fetch("imdb"), ratings=True)[split]
+@lru_cache(maxsize=1)
+def imdb_splits() -> dict:
+    """{split: (texts, labels, star ratings)} of IMDb, read once (from the mirror or the upstream tarball)."""
+    return readers.read_imdb(fetch("imdb"), ratings=True)
 
 
 def sentence_dataset(source: str, teacher_dir: Path, per_class: int, seed: int) -> tuple[list[str], list[str]]:
     """The (sentences, labels) of one source, balanced between the classes."""
     teacher = None if source == "extreme" else load_classifier(teacher_dir)
-    documents, labels, ratings = imdb_split("unsup" if source == "pseudo" else "train")
+    documents, labels, ratings = imdb_splits()["unsup" if source == "pseudo" else "train"]
     if source == "pseudo":              # label whole unlabelled reviews, keep the confident ones
         p_doc = classifier_proba(teacher, documents, batch_size=64)[:, teacher.label_names.index("pos")]
         labels = ["pos" if p >= 0.5 else "neg" for p in p_doc]
@@ -66,13 +68,12 @@ def sentence_dataset(source: str, teacher_dir: Path, per_class: int, seed: int) 
     return [sentences[i] for i in idx], [sentence_labels[i] for i in idx]
 
 
-def write_csv(path: Path, texts: list[str], labels: list[str]) -> str:
+def write_csv(path: Path, texts: list[str], labels: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
         writer.writerows(zip(texts, labels))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def accuracy(probs: np.ndarray, label_names: list[str], labels: list[str]) -> float:
