@@ -3,12 +3,24 @@ import pytest
 import torch
 
 from ulmfit.config import ModelConfig
+from ulmfit.runtime import precision_problem
 
 TINY_BATCH_SIZE, TINY_BPTT = 4, 7
 
 # Tests use tiny models, for which a second thread costs more in synchronisation than it computes (and on a
 # shared machine it can cost 100x). Subprocesses the tests start choose their own threads.
 torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.bf16` tests run a bf16 LSTM on the CPU: they skip, with the reason, where the CPU (or
+    ULMFIT_DISABLE_BF16=1) rules bf16 out, e.g. on AVX2-only CPUs whose oneDNN has no bf16 LSTM."""
+    problem = precision_problem("bf16", "cpu")
+    if problem:
+        skip = pytest.mark.skip(reason=f"needs CPU bf16: {problem}")
+        for item in items:
+            if "bf16" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

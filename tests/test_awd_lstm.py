@@ -167,6 +167,7 @@ class TestLanguageModel:
         assert all(not torch.equal(r.weight_hh_raw, b) for r, b in zip(model.encoder.rnns, raw_before))
         assert not torch.allclose(model.eval()(tiny_tokens).logits, before)
 
+    @pytest.mark.bf16
     def test_trains_under_bf16_autocast(self, tiny_config, tiny_tokens):
         """Under CPU bf16 autocast the LM runs in bf16, the loss and AR/TAR are fp32, grads are fp32."""
         model = LanguageModel(tiny_config).train()

@@ -145,6 +145,7 @@ class TestTextClassifier:
             alone = model(tokens[1:, :5], mask[1:, :5])
         torch.testing.assert_close(batch[1:], alone)
 
+    @pytest.mark.bf16
     def test_bf16_autocast_gives_fp32_logits(self, config):
         """Under CPU bf16 autocast the logits are still fp32 and finite."""
         tokens, mask = padded_batch([9, 5])

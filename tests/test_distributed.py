@@ -176,6 +176,7 @@ class TestTorchrunCLI:
 
 
 class TestBf16:
+    @pytest.mark.bf16
     def test_tiny_bf16_run_trains_on_cpu(self, tiny_config):
         """Under bf16 autocast on CPU, repeating one batch keeps the loss finite and lowers it."""
         threads = torch.get_num_threads()

@@ -1,16 +1,20 @@
 """Where a run executes: device, precision, threads, seeds and (under torchrun) the process group.
 
-Everything device-specific lives here so that the rest of the library is device-agnostic. Under
+Everything device-specific lives here so that the rest of the library is device-agnostic, including what the
+machine can run: `precision_problem` says why a precision cannot run on a device (bf16 on a CPU whose oneDNN has
+no bf16 LSTM, e.g. AVX2-only CPUs; fp16 off CUDA), and `setup_runtime` refuses such a request in one line. Under
 `torchrun --nproc_per_node N`, torchrun sets RANK / WORLD_SIZE / LOCAL_RANK and we join the process group:
 nccl on CUDA, gloo on CPU. Only rank 0 writes files and shows progress bars; metrics are summed across ranks.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,11 +79,77 @@ def setup_runtime(precision: str = "fp32", threads: int = 0, device: str | None 
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    if precision == "fp16" and dev.type != "cuda":
-        raise UlmfitError("--precision fp16 needs a CUDA device; use bf16 on CPU")
+    problem = precision_problem(precision, dev)
+    if problem:
+        raise UlmfitError(f"--precision {precision} is not available: {problem}")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return Runtime(device=dev, precision=precision, rank=rank, world_size=world_size)
+
+
+# Set to 1 to make this process behave as if bf16 were missing (tests of the no-bf16 path on a bf16 machine).
+DISABLE_BF16_ENV = "ULMFIT_DISABLE_BF16"
+
+
+def precision_problem(precision: str, device: torch.device | str = "cpu") -> str | None:
+    """Why `precision` cannot run on `device`, in a few words, or None when it can."""
+    device = torch.device(device)
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        return None if device.type == "cuda" else "fp16 needs a CUDA device (on a CPU use fp32, or bf16 where it runs)"
+    if precision != "bf16":
+        return f"unknown precision {precision!r} (choose fp32, bf16 or fp16)"
+    if os.environ.get(DISABLE_BF16_ENV, "") not in ("", "0"):
+        return f"bf16 is switched off by {DISABLE_BF16_ENV}={os.environ[DISABLE_BF16_ENV]}"
+    if device.type == "cuda":
+        return None if torch.cuda.is_bf16_supported() else f"{torch.cuda.get_device_name(device)} has no bf16"
+    if device.type == "cpu":
+        return _cpu_bf16_problem()
+    return f"bf16 is not supported on {device.type} devices here"
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_bf16_problem() -> str | None:
+    # oneDNN's own flag first (it wants AVX-512 BW/VL/DQ at least), then a real bf16 LSTM step: on some CPUs the
+    # flag is not the whole story and the LSTM primitive still cannot be created.
+    if not torch.backends.mkldnn.is_available():
+        return "this torch build has no oneDNN, which the CPU bf16 LSTM needs"
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return f"this CPU ({cpu_name()}) has no bf16 support in oneDNN (it needs AVX-512 or AMX; use fp32)"
+    try:
+        lstm = torch.nn.LSTM(8, 8, batch_first=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = lstm(torch.randn(2, 3, 8))
+        out.float().sum().backward()
+    except RuntimeError as e:
+        return f"oneDNN cannot build a bf16 LSTM on this CPU ({cpu_name()}): {str(e).splitlines()[0][:120]}"
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name (as lscpu prints it), or the platform's machine type where /proc/cpuinfo has none."""
+    import platform
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_flags() -> list[str]:
+    """The instruction-set flags that decide which kernels run: AVX2, AVX-512 (and its bf16/VNNI), AMX, NEON."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "asimd", "sve", "bf16")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":")[0].strip() in ("flags", "Features"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in have]
+    except OSError:
+        pass
+    return []
 
 
 def seed_everything(seed: int) -> None:
