@@ -95,6 +95,31 @@ class TestResume:
         assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())
 
 
+class TestTimedCheckpoints:
+    def _saved_steps_during_epoch(self, cfg, tiny_config, out_dir):
+        """The step recorded in resume.pt as seen at each batch of a one-epoch run."""
+        model, task = _setup(cfg, tiny_config)
+        batches, seen = task.batches, []
+
+        def watching(epoch, start):
+            for batch in batches(epoch, start):
+                path = out_dir / "resume.pt"
+                seen.append(torch.load(path, weights_only=True)["position"]["step"] if path.is_file() else None)
+                yield batch
+        task.batches = watching
+        fit(model, task, [Stage("all", 1, _all_groups(model))], cfg, RT, out_dir=out_dir)
+        return seen
+
+    def test_checkpoints_by_wall_time_between_step_checkpoints(self, tiny_config, tmp_path):
+        """With step checkpoints off, `save_minutes` alone writes resume.pt mid-epoch once its time has passed."""
+        cfg = TrainConfig(batch_size=4, bptt=8, save_every=0, save_minutes=1e-9, max_steps=6)
+        assert self._saved_steps_during_epoch(cfg, tiny_config, tmp_path) == [None, 1, 2, 3, 4, 5]
+
+    def test_no_mid_epoch_checkpoint_when_both_are_off(self, tiny_config, tmp_path):
+        cfg = TrainConfig(batch_size=4, bptt=8, save_every=0, save_minutes=0, max_steps=6)
+        assert self._saved_steps_during_epoch(cfg, tiny_config, tmp_path) == [None] * 6
+
+
 class TestTimeBudget:
     def test_max_minutes_stops_the_run_early(self, tiny_config):
         """A wall-time budget ends training before the epoch does, after at least one step."""

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from .config import PRESET_NAMES, apply_overrides, preset
-from .errors import UlmfitError
+from .errors import RunFinished, UlmfitError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -183,6 +183,11 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         result = run(args)
+    except RunFinished as e:              # `until ulmfit ... --resume; do :; done` ends here
+        print(f"ulmfit: {e}", file=sys.stderr)
+        from .checkpoint import CONFIG_FILE, read_json
+        result = {"out": str(e.out_dir), "finished": True,
+                  **read_json(Path(e.out_dir) / CONFIG_FILE).get("results", {})}
     except UlmfitError as e:
         print(f"ulmfit: error: {e}", file=sys.stderr)
         return 2

@@ -101,7 +101,8 @@ class TrainConfig:
     no_pretraining: bool = False
     valid_frac: float = 0.1              # seeded validation split where a dataset has none
     # run-level knobs
-    save_every: int = 500                # optimiser steps between resume checkpoints (0: epoch ends only)
+    save_every: int = 500                # optimiser steps between resume checkpoints (0: off)
+    save_minutes: float = 5.0            # and at most this much wall time between them (0: off), on any CPU
     eval_every: int = 0                  # optimiser steps between extra validations (0: epoch ends only)
     max_minutes: float = 0.0             # >0: a wall-time budget for training; the LR schedule follows the clock
     precision: str = "fp32"              # fp32 | bf16 | fp16

@@ -148,6 +148,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                           f"{first_steps[-1]}); every rank must read the same corpus and tokenizer")
     stop = {"signum": None}
     handlers = _install_signal_handlers(stop)
+    last_save = time.perf_counter()
     try:
         for si in range(pos.stage, len(stages)):
             stage = stages[si]
@@ -205,8 +206,14 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                             if pos.step % 10 == 0:
                                 _log(out_dir, rt, {"kind": "train", "stage": stage.name, "step": pos.step,
                                                    "loss": sum_loss / n_seen, "lr": lr})
-                        if cfg.save_every and pos.step % cfg.save_every == 0:
+                        signum, save_due = _agreed_flags(stop, _save_due(cfg, pos.step, last_save), rt)
+                        if signum:
                             _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                            raise Interrupted(signum, pos.step)
+                        if save_due:                                  # not charged to a time budget
+                            save_start = time.perf_counter()
+                            last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                            clock.pause(last_save - save_start)
                         if cfg.eval_every and pos.step % cfg.eval_every == 0:    # a finer validation curve
                             eval_start = time.perf_counter()
                             _log(out_dir, rt, {"kind": "eval", "stage": stage.name, "step": pos.step,
@@ -214,10 +221,6 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                                                **task.evaluate(module)})
                             clock.pause(time.perf_counter() - eval_start)
                             net.train()
-                        signum = _agreed_stop(stop, rt)
-                        if signum:
-                            _save_resume(out_dir, rt, module, optimizer, pos, carry)
-                            raise Interrupted(signum, pos.step)
                         if budget and progress >= 1.0:                # the stage's time budget is spent
                             time_up = rt.all_sum(1.0)[0] > 0 if rt.distributed else True
                         elif budget and rt.distributed:               # ranks must stop at the same step
@@ -239,33 +242,46 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                     tqdm.write(_describe(metrics))
                 pos.epoch, pos.batch = epoch + 1, 0
                 carry = task.reset_carry(carry)
-                _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry)
             pos.stage, pos.epoch, pos.batch = si + 1, 0, 0
     finally:
         _restore_signal_handlers(handlers)
     return pos.history
 
 
-def _agreed_stop(stop: dict, rt: Runtime) -> int:
-    """The signal to stop on, agreed by every rank (a signal may reach one rank a step before another)."""
+def _save_due(cfg: TrainConfig, step: int, last_save: float) -> bool:
+    """A resume checkpoint every `save_every` steps, and at least every `save_minutes` of wall time: steps alone
+    would leave a slow CPU (500 `paper` steps are tens of minutes there) losing that much work to a SIGKILL."""
+    by_steps = bool(cfg.save_every) and step % cfg.save_every == 0
+    by_time = cfg.save_minutes > 0 and time.perf_counter() - last_save >= cfg.save_minutes * 60
+    return by_steps or by_time
+
+
+def _agreed_flags(stop: dict, save_due: bool, rt: Runtime) -> tuple[int, bool]:
+    """(the signal to stop on, whether to checkpoint now), agreed by every rank in one all-reduce: a signal may
+    reach one rank a step before another, and each rank's clock decides `save_due` on its own."""
     signum = stop["signum"] or 0
-    if rt.distributed:                    # max over ranks via a sum of one-hot flags: any rank stops them all
-        got_int, got_term = rt.all_sum(float(signum == signal.SIGINT), float(signum == signal.SIGTERM))
+    if rt.distributed:                    # max over ranks via a sum of one-hot flags: any rank decides for all
+        got_int, got_term, due = rt.all_sum(float(signum == signal.SIGINT), float(signum == signal.SIGTERM),
+                                            float(save_due))
         signum = signal.SIGINT if got_int else signal.SIGTERM if got_term else 0
-    return int(signum)
+        save_due = due > 0
+    return int(signum), save_due
 
 
-def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry) -> None:
-    """Write resume.pt (rank 0). Every rank must call it: the per-rank carries and RNG states are gathered."""
+def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry) -> float:
+    """Write resume.pt (rank 0) and return the clock reading after it. Every rank must call it: the per-rank
+    carries and RNG states are gathered."""
     if out_dir is None:
-        return
+        return time.perf_counter()
     ranks = rt.gather({"carry": _to_device(carry, "cpu"), "rng": rng_state()})   # each rank's own stream state
     if not rt.is_main:
-        return
+        return time.perf_counter()
     save_tensors(Path(out_dir) / RESUME_FILE, {
         "model": module.state_dict(), "optimizer": optimizer.state_dict(), "ranks": ranks,
         "position": {"stage": pos.stage, "epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
                      "history": pos.history, "world_size": rt.world_size}})
+    return time.perf_counter()
 
 
 def _load_resume(out_dir: Path, rt: Runtime, module):
@@ -286,6 +302,8 @@ def _load_resume(out_dir: Path, rt: Runtime, module):
         raise UlmfitError(f"{path} was written by a run on {written_by} process(es); resume it on {written_by}, "
                           f"not {rt.world_size} (each process owns a slice of the data streams)")
     load_state_checked(module, saved["model"], path)
+    if rt.is_main:
+        tqdm.write(f"[resume] resuming {out_dir} from step {position['step']}")
     mine = saved["ranks"][rt.rank]
     set_rng_state(mine["rng"])
     return Position(**position), _to_device(mine["carry"], rt.device), saved["optimizer"]
