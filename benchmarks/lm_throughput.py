@@ -36,6 +36,7 @@ from ulmfit.batching import LMBatches
 from ulmfit.awd_lstm import LanguageModel, detach_hidden, layer_sizes
 from ulmfit.config import preset
 from ulmfit.regularizers import activation_penalty, temporal_penalty
+from ulmfit.runtime import cpu_flags, cpu_name, precision_problem
 
 AR_ALPHA, TAR_BETA = 2.0, 1.0
 
@@ -177,15 +178,21 @@ def main() -> None:
                for i in range(0, args.bptt * 4, args.bptt)]
 
     load_start = round(os.getloadavg()[0], 2)
+    results = {"cpu": cpu_name(), "cpu_flags": cpu_flags()}
+    print(f"CPU: {results['cpu']} ({' '.join(results['cpu_flags']) or 'no AVX2'})", flush=True)
     wanted = set(filter(None, args.only.split(",")))
+    bf16_problem = precision_problem("bf16", "cpu")
+    if bf16_problem:                                  # e.g. an AVX2-only CPU: the bf16 cells cannot run there
+        print(f"bf16 cells: unavailable ({bf16_problem})", flush=True)
+        results["bf16_unavailable"] = bf16_problem
     cells = [Cell(m, p, config, batches) for m in ("awd", "plain") for p in ("fp32", "bf16")
-             if not wanted or f"{m}_{p}" in wanted]
+             if (not wanted or f"{m}_{p}" in wanted) and not (p == "bf16" and bf16_problem)]
     workdir = tempfile.TemporaryDirectory()
     if not wanted or "awdloader_fp32" in wanted:     # the same model fed by the real pipeline's loader
         cells.append(Cell("awdloader", "fp32", config, batches,
                           loader=_memmapped_loader(Path(workdir.name), config.vocab_size, args.batch_size,
                                                    args.bptt)))
-    results, rows = {}, []
+    rows = []
     for mode in ("train", "infer"):
         for key, steps in time_round_robin(cells, mode, warmup, repeats).items():
             times = [seconds for seconds, _ in steps]
