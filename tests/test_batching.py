@@ -219,3 +219,60 @@ class TestClassificationBatches:
         seen = [np.concatenate(s.batch_indices(0)).tolist() for s in shards]
         assert len(shards[0].batch_indices(0)) == len(shards[1].batch_indices(0)) == len(shards[0])
         assert not set(seen[0]) & set(seen[1]) and sorted(seen[0] + seen[1]) == list(range(24))
+
+
+def sizes_per_rank(batches):
+    """The number of documents in each of this rank's batches for epoch 0."""
+    return [len(b) for b in batches.batch_indices(0)]
+
+
+class TestShortLastTrainingBatch:
+    """The head's BatchNorm cannot train on one document, so no training batch may give a rank fewer than 2."""
+
+    def test_one_left_over_document_joins_a_batch(self):
+        """17 documents in batches of 16: every training batch holds >= 2, and each document comes once."""
+        ids, offsets, labels = make_labelled(range(1, 18))
+        batches = ClassificationBatches(ids, offsets, labels, 16, shuffle=True, seed=0)
+        for epoch in range(3):
+            indices = batches.batch_indices(epoch)
+            assert min(len(b) for b in indices) >= 2
+            assert sorted(np.concatenate(indices).tolist()) == list(range(17))
+
+    def test_len_matches_iteration_after_merging(self):
+        """len() counts the batches iteration yields, the merged one counted once (the loop plans steps by it)."""
+        ids, offsets, labels = make_labelled(range(1, 18))
+        batches = ClassificationBatches(ids, offsets, labels, 16, shuffle=True, seed=0)
+        assert len(batches) == len(list(batches)) == 1
+
+    def test_lone_document_after_full_chunks_is_kept(self):
+        """801 documents (16 full sortish chunks of 50 x 16 + 1): the leftover still lands in a batch of >= 2."""
+        ids, offsets, labels = make_labelled(np.random.default_rng(0).integers(1, 30, 801))
+        batches = ClassificationBatches(ids, offsets, labels, 16, shuffle=True, seed=0)
+        indices = batches.batch_indices(0)
+        assert min(map(len, indices)) >= 2 and len(indices) == len(batches) == 50
+        assert sorted(np.concatenate(indices).tolist()) == list(range(801))
+
+    def test_evaluation_batches_are_not_merged(self):
+        """Without shuffling (evaluation, BatchNorm in eval mode) a last batch of one document is fine."""
+        ids, offsets, labels = make_labelled(range(1, 18))
+        assert sizes_per_rank(ClassificationBatches(ids, offsets, labels, 16, shuffle=False, seed=0)) == [16, 1]
+
+    @pytest.mark.parametrize("n_docs, batch_size, world_size", [(1, 16, 1), (2, 16, 2), (3, 1, 1)])
+    def test_too_few_documents_per_rank_is_user_error(self, n_docs, batch_size, world_size):
+        """A training set that cannot give each rank a batch of 2 documents raises UlmfitError."""
+        ids, offsets, labels = make_labelled(range(1, n_docs + 1))
+        with pytest.raises(UlmfitError, match="at least 2 documents"):
+            ClassificationBatches(ids, offsets, labels, batch_size, shuffle=True, seed=0, world_size=world_size)
+
+    @pytest.mark.parametrize("n_docs", [25, 33, 65])
+    def test_two_ranks_with_uneven_documents(self, n_docs):
+        """An odd number of documents over 2 ranks (the padding repeats one): each rank's batches hold >= 2
+        documents, both ranks count the same batches as len() says, and together they cover every document."""
+        ids, offsets, labels = make_labelled(np.random.default_rng(n_docs).integers(1, 40, n_docs))
+        shards = [ClassificationBatches(ids, offsets, labels, 16, True, 0, rank=r, world_size=2) for r in range(2)]
+        for epoch in range(3):
+            per_rank = [s.batch_indices(epoch) for s in shards]
+            assert len(per_rank[0]) == len(per_rank[1]) == len(shards[0]) == len(shards[1])
+            assert all(len(b) >= 2 for batches in per_rank for b in batches)
+            seen = np.concatenate([np.concatenate(batches) for batches in per_rank])
+            assert set(seen.tolist()) == set(range(n_docs)) and len(seen) == n_docs + 1     # one repeated

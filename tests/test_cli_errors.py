@@ -136,6 +136,12 @@ def _pickled_code(r, tmp, name):
     return ["pretrain", "--train", *r.txts, "--out", str(run), "--resume", "--tokenizer", str(r.pre), *TRAIN]
 
 
+def _without_cuda(monkeypatch, argv):
+    # the runtime picks CUDA wherever torch sees a GPU: hide it, so this is a CPU-only host on every machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    return argv
+
+
 def _full_disk(r, tmp, monkeypatch):
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -187,7 +193,7 @@ CASES = [
     ("negative-epochs", lambda r, t, m: _classify(r, t, "--epochs", "-1"), ">= 0"),
     ("negative-max-steps", lambda r, t, m: _pretrain(r, t, "--max-steps", "-5"), ">= 0"),
     ("unknown-preset", lambda r, t, m: _classify(r, t, "--preset", "huge"), "invalid choice"),
-    ("fp16-on-cpu", lambda r, t, m: _classify(r, t, "--precision", "fp16"), "CUDA"),
+    ("fp16-on-cpu", lambda r, t, m: _without_cuda(m, _classify(r, t, "--precision", "fp16")), "CUDA"),
     ("dataset-and-train", lambda r, t, m: _classify(r, t, "--dataset", "clickbait"), "not both"),
     ("unknown-dataset", lambda r, t, m: ["pretrain", "--dataset", "wikitext4", "--out", str(t / "o"), *TRAIN],
      "unknown dataset"),
@@ -223,9 +229,6 @@ CASES = [
     ("out-is-the-input", lambda r, t, m: ["finetune", "--pretrained", str(r.pre), "--train", *r.txts,
                                           "--out", str(r.pre), *TRAIN], "input run dir"),
     ("out-is-a-file", lambda r, t, m: _classify(r, t, out=_bad_file(t, "f", b"x").name), "not a directory"),
-    ("resume-nothing", lambda r, t, m: _classify(r, t, "--resume"), "no checkpoint to resume"),
-    ("resume-finished-run", lambda r, t, m: _classify(r, t, "--resume", out="cls")
-     if _copy_run(r.cls, t / "cls") else None, "finished run"),
     ("full-disk-training", _full_disk, "no space left"),
     ("full-disk-predictions", _full_disk_predictions, "No space"),
     # texts
@@ -261,8 +264,28 @@ def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, monkeypatch, capsys, b
     assert not (tmp_path / "pwned").exists()
 
 
+class TestOneClassEvaluationData:
+    """Two classes are needed to *train* a classifier; a test or validation file of one class is legitimate."""
+
+    def test_evaluate_a_one_class_file(self, runs, tmp_path, capsys):
+        """evaluate --data on a file whose labels are all "pos" scores it (exit 0, every row counted)."""
+        data = _write_csv(tmp_path / "pos.csv", [(t, "pos") for t in _texts(random.Random(1), 7, WORDS)])
+        assert main(["evaluate", str(runs.cls), "--data", str(data)]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 7
+
+    def test_classify_with_one_class_valid_and_test_files(self, runs, tmp_path, capsys):
+        """classify trains on two classes and validates and tests on files of one class each."""
+        rng = random.Random(2)
+        valid = _write_csv(tmp_path / "valid.csv", [(t, "neg") for t in _texts(rng, 5, WORDS)])
+        test = _write_csv(tmp_path / "test.csv", [(t, "pos") for t in _texts(rng, 6, WORDS)])
+        assert main(_classify(runs, tmp_path, "--valid", str(valid), "--test", str(test), "--max-steps", "1")) == 0
+        result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert (result["n_valid"], result["n_test"]) == (5, 6)
+
+
 class TestSubprocess:
-    @pytest.mark.parametrize("args", [["--set", "lr=inf"], ["--resume"]], ids=["inf-lr", "resume-nothing"])
+    @pytest.mark.parametrize("args", [["--set", "lr=inf"], ["--set", "no_such_field=1"]],
+                             ids=["inf-lr", "unknown-field"])
     def test_real_process_exits_2_with_one_line(self, runs, tmp_path, args):
         """Through the real entry point (python -m ulmfit), a bad input still gives exit 2, one line, no traceback."""
         proc = subprocess.run([sys.executable, "-m", "ulmfit", "classify", "--pretrained", str(runs.pre), "--train",

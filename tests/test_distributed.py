@@ -146,20 +146,24 @@ class TestTwoGlooRanks:
 @pytest.mark.slow
 class TestTorchrunCLI:
     def test_three_stages_under_torchrun(self, tmp_path):
-        """`torchrun --nproc_per_node 2 -m ulmfit` pretrain, finetune and classify finish, with one result line."""
+        """`torchrun --nproc_per_node 2 -m ulmfit` pretrain, finetune and classify finish, with one result line.
+
+        The classifier gets 33 training documents in global batches of 2 x 16: one rank gets a document more (the
+        padding repeats one) and the last global batch holds 2, one per rank, on which BatchNorm would fail."""
         rng = np.random.default_rng(0)
         words = np.array("the a film plot was good bad very fine awful".split())
         docs = [tmp_path / f"d{i}.txt" for i in range(12)]
-        rows = ["text,label"]
         for i, path in enumerate(docs):
             path.write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(30)) + "\n")
-        rows += [f"{' '.join(rng.choice(words[:6], 8))} {w},{lab}" for lab, w in (("pos", "good"), ("neg", "bad"))
-                 for _ in range(30)]
-        (tmp_path / "l.csv").write_text("\n".join(rows) + "\n")
+        for name, n_pos, n_neg in (("l.csv", 17, 16), ("v.csv", 5, 5)):
+            rows = ["text,label"] + [f"{' '.join(rng.choice(words[:6], 8))} {w},{lab}"
+                                     for lab, w, n in (("pos", "good", n_pos), ("neg", "bad", n_neg)) for _ in range(n)]
+            (tmp_path / name).write_text("\n".join(rows) + "\n")
         common = ["--preset", "tiny", "--threads", "1", "--max-steps", "6"]
         commands = [["pretrain", "--train", *map(str, docs), "--out", "pre", "--set", "tokenizer.vocab_size=60"],
                     ["finetune", "--pretrained", "pre", "--train", *map(str, docs), "--out", "ft"],
-                    ["classify", "--finetuned", "ft", "--train", "l.csv", "--out", "cls"]]
+                    ["classify", "--finetuned", "ft", "--train", "l.csv", "--valid", "v.csv", "--out", "cls",
+                     "--set", "batch_size=16"]]
         for command in commands:
             try:
                 proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -172,6 +176,8 @@ class TestTorchrunCLI:
             assert proc.returncode == 0, proc.stderr[-3000:]
             results = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             assert len(results) == 1 and json.loads(results[0])["stage"] == command[0]   # rank 0 alone prints it
+            if command[0] == "classify":
+                assert json.loads(results[0])["n_train"] == 33
             assert (tmp_path / command[command.index("--out") + 1] / "model.pt").is_file()
 
 

@@ -3,9 +3,15 @@ import hashlib
 import json
 import random
 
+import numpy as np
 import pytest
+import torch
 
+from ulmfit import checkpoint as ckpt
+from ulmfit import pipeline
 from ulmfit.cli import main
+from ulmfit.inference import classifier_proba, ensemble_proba, load_classifier
+from ulmfit.readers import read_labelled_file
 
 TOPICS = {
     "sport": "match goal team player score coach league win season striker referee".split(),
@@ -17,6 +23,13 @@ COMMON = "the a of and to in is was with for on this that".split()
 def _sentence(rng, topic):
     words = [rng.choice(TOPICS[topic] if rng.random() < 0.5 else COMMON) for _ in range(rng.randint(5, 12))]
     return " ".join(words).capitalize() + "."
+
+
+def _write_labelled(path, topics, seed=1):
+    """A CSV with one synthetic sentence per topic in `topics`, in that order."""
+    rng = random.Random(seed)
+    path.write_text("\n".join(["text,label"] + [f"{_sentence(rng, t)},{t}" for t in topics]) + "\n")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +49,11 @@ def runs(tmp_path_factory):
     assert main(["classify", "--finetuned", str(root / "ft"), "--train", str(root / "train.csv"),
                  "--test", str(root / "test.csv"), "--out", str(root / "cls"), "--epochs", "4",
                  "--set", "batch_size=16", *common]) == 0
+    # the backward half of the §3.3 ensemble: an LM and a classifier on the reversed token stream
+    assert main(["pretrain", "--train", str(root / "corpus.txt"), "--out", str(root / "pre_bwd"), "--backwards",
+                 "--max-steps", "8", "--set", "tokenizer.vocab_size=60", "--set", "batch_size=8", *common]) == 0
+    assert main(["classify", "--pretrained", str(root / "pre_bwd"), "--backwards", "--train", str(root / "train.csv"),
+                 "--out", str(root / "cls_bwd"), "--epochs", "2", "--set", "batch_size=16", *common]) == 0
     return root
 
 
@@ -51,14 +69,29 @@ class TestPipeline:
         assert {"config.json", "model.pt", "tokenizer.model", "vocab.txt", "metrics.jsonl"} <= names
         assert "resume.pt" not in names
 
-    def test_runs_load_back_with_one_call(self, runs):
-        """LanguageModel.from_pretrained and TextClassifier.from_pretrained rebuild the saved models."""
+    @pytest.mark.parametrize("stage", ["ft", "cls"])
+    def test_runs_load_back_with_one_call(self, runs, stage):
+        """from_pretrained rebuilds the saved model in eval mode: every state_dict tensor equals the saved one."""
         from ulmfit.awd_lstm import LanguageModel
         from ulmfit.classifier import TextClassifier
-        lm = LanguageModel.from_pretrained(runs / "ft")
+        model = (LanguageModel if stage == "ft" else TextClassifier).from_pretrained(runs / stage)
+        saved, state = ckpt.load_tensors(runs / stage / ckpt.WEIGHTS_FILE), model.state_dict()
+        assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved)
+        assert not model.training
+        if stage == "cls":
+            assert model.label_names == ["food", "sport"]
+
+    def test_predictions_come_back_in_input_order(self, runs):
+        """Documents of very different lengths (batched longest first) get, row by row, what each gets alone."""
+        from ulmfit.classifier import TextClassifier
         clf = TextClassifier.from_pretrained(runs / "cls")
-        assert lm.config.vocab_size == clf.tokenizer.vocab_size
-        assert clf.label_names == ["food", "sport"]
+        rng = random.Random(1)
+        texts = [" ".join(_sentence(rng, t) for _ in range(n)) for n, t in
+                 zip((1, 9, 3, 14, 2, 6), ("food", "sport", "sport", "food", "food", "sport"))]
+        rows = lambda preds: np.array([[p["probabilities"][n] for n in clf.label_names] for p in preds])  # noqa: E731
+        alone = rows([clf.predict([t])[0] for t in texts])
+        assert len(np.unique(alone.round(5), axis=0)) == len(texts)       # any mix-up of rows would show
+        np.testing.assert_allclose(rows(clf.predict(texts, batch_size=4)), alone, rtol=1e-5, atol=1e-6)
 
     def test_predict_api_batches_and_returns_probabilities(self, runs):
         """predict(texts) gives one label and a probability per class for every text."""
@@ -76,15 +109,51 @@ class TestPipeline:
         assert hashlib.sha256((runs / "pre" / "model.pt").read_bytes()).hexdigest() == before
 
     def test_evaluate_ends_with_a_json_line(self, runs, capsys):
-        """evaluate prints a report whose last line is JSON with accuracy, macro_f1 and n."""
+        """evaluate's JSON line scores the model's own predictions: its accuracy is the one recomputed from
+        classifier_proba, and the one classify itself reported for --test."""
         assert main(["evaluate", str(runs / "cls"), "--data", str(runs / "test.csv")]) == 0
         result = _last_json(capsys)
-        assert result["n"] == 60 and 0 <= result["accuracy"] <= 1 and 0 <= result["macro_f1"] <= 1
+        texts, labels = read_labelled_file(runs / "test.csv")
+        model = load_classifier(runs / "cls")
+        predicted = [model.label_names[i] for i in classifier_proba(model, texts).argmax(1)]
+        assert result["n"] == 60
+        assert result["accuracy"] == pytest.approx(np.mean([p == y for p, y in zip(predicted, labels)]))
+        results = ckpt.read_json(runs / "cls" / ckpt.CONFIG_FILE)["results"]
+        assert results["test_accuracy"] == pytest.approx(result["accuracy"])
 
-    def test_ensemble_of_two_dirs_averages(self, runs, capsys):
-        """evaluate accepts several dirs (the forward + backward ensemble) and scores their average."""
-        assert main(["evaluate", str(runs / "cls"), str(runs / "cls"), "--data", str(runs / "test.csv")]) == 0
-        assert _last_json(capsys)["models"] == [str(runs / "cls")] * 2
+    def test_ensemble_averages_forward_and_backward(self, runs):
+        """ensemble_proba of a forward and a backward classifier is the mean of their own probabilities."""
+        texts, _ = read_labelled_file(runs / "test.csv")
+        forward, backward = load_classifier(runs / "cls"), load_classifier(runs / "cls_bwd")
+        assert not forward.stage_config.train.backwards and backward.stage_config.train.backwards
+        p_forward, p_backward = classifier_proba(forward, texts), classifier_proba(backward, texts)
+        assert np.abs(p_forward - p_backward).max() > 1e-3        # else a wrong mix of the two could pass
+        probs, names = ensemble_proba([runs / "cls", runs / "cls_bwd"], texts)
+        assert names == forward.label_names
+        np.testing.assert_allclose(probs, (p_forward + p_backward) / 2, rtol=1e-5, atol=1e-6)
+
+    def test_evaluate_scores_the_ensemble(self, runs, capsys):
+        """evaluate with the two dirs scores the argmax of the averaged probabilities."""
+        assert main(["evaluate", str(runs / "cls"), str(runs / "cls_bwd"), "--data", str(runs / "test.csv")]) == 0
+        result = _last_json(capsys)
+        texts, labels = read_labelled_file(runs / "test.csv")
+        models = [load_classifier(runs / d) for d in ("cls", "cls_bwd")]
+        mean = sum(classifier_proba(m, texts) for m in models) / 2
+        predicted = [models[0].label_names[i] for i in mean.argmax(1)]
+        assert result["models"] == [str(runs / "cls"), str(runs / "cls_bwd")]
+        assert result["accuracy"] == pytest.approx(np.mean([p == y for p, y in zip(predicted, labels)]))
+
+    def test_predict_with_two_dirs_writes_the_average(self, runs, tmp_path):
+        """predict --file with the forward and backward dirs writes, per text, the mean of their probabilities."""
+        import csv
+        assert main(["predict", str(runs / "cls"), str(runs / "cls_bwd"), "--file", str(runs / "test.csv"),
+                     "--out", str(tmp_path / "pred.csv")]) == 0
+        texts, _ = read_labelled_file(runs / "test.csv")
+        models = [load_classifier(runs / d) for d in ("cls", "cls_bwd")]
+        mean = sum(classifier_proba(m, texts) for m in models) / 2
+        with open(tmp_path / "pred.csv", newline="") as f:
+            written = np.array([[float(row[f"p_{n}"]) for n in models[0].label_names] for row in csv.DictReader(f)])
+        np.testing.assert_allclose(written, mean, atol=2e-6)
 
     def test_predict_file_writes_a_csv(self, runs, capsys):
         """predict --file in.csv --out out.csv writes one row per text with its label and probabilities."""
@@ -118,3 +187,33 @@ class TestPipeline:
         encoder = [k for k in source if k.startswith("encoder.")]
         assert encoder and all(torch.equal(source[k], target[k]) for k in encoder)
         assert meta["labels"] == ["cooking", "other"] and meta["encoder_from"] == "classify"
+
+    def test_one_leftover_training_document_trains(self, runs, tmp_path, capsys):
+        """17 training documents in batches of 16 (a last batch of one, on which BatchNorm fails) train to the end."""
+        train = _write_labelled(tmp_path / "train.csv", ["food", "sport"] * 8 + ["food"])
+        assert main(["classify", "--finetuned", str(runs / "ft"), "--train", str(train), "--valid",
+                     str(runs / "test.csv"), "--out", str(tmp_path / "cls"), "--epochs", "2", "--strategy", "full",
+                     "--preset", "tiny", "--set", "batch_size=16"]) == 0
+        result = _last_json(capsys)
+        assert result["n_train"] == 17 and np.isfinite(result["valid_loss"])
+
+    def test_class_weights_are_inverse_frequency(self, runs, tmp_path, monkeypatch, capsys):
+        """class_weights=true weighs each class by 1 / its count, scaled so the mean weight over the training
+        documents is 1, and the run ends with a finite (weighted) validation loss."""
+        seen = {}
+
+        class Recording(pipeline.ClassifierTask):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                seen["weights"] = self.class_weights
+
+        monkeypatch.setattr(pipeline, "ClassifierTask", Recording)
+        train = _write_labelled(tmp_path / "train.csv", ["food"] * 10 + ["sport"] * 30)
+        assert main(["classify", "--finetuned", str(runs / "ft"), "--train", str(train), "--valid",
+                     str(runs / "test.csv"), "--out", str(tmp_path / "cls"), "--max-steps", "3",
+                     "--preset", "tiny", "--set", "batch_size=16", "--set", "class_weights=true"]) == 0
+        counts = np.array([10, 30])                                   # food, sport (sorted label names)
+        weights = seen["weights"].cpu().numpy()
+        np.testing.assert_allclose(weights, 40 / (2 * counts), rtol=1e-6)
+        assert (weights * counts).sum() / counts.sum() == pytest.approx(1.0)
+        assert np.isfinite(_last_json(capsys)["valid_loss"])

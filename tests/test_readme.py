@@ -1,4 +1,5 @@
 """The README's technique index points at code, tests and notebooks that exist."""
+import ast
 import importlib
 import re
 from pathlib import Path
@@ -13,7 +14,28 @@ def _index_rows() -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in rows[1:]]           # skip the header row
 
 
+def _defines(path: Path, names: list[str]) -> bool:
+    """Whether the test file defines the pytest id's names: `Class`, `Class::test` or `test` (parsed, not run)."""
+    scope = ast.parse(path.read_text(encoding="utf-8")).body
+    for name in names:
+        found = [n for n in scope if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == name]
+        if not found:
+            return False
+        scope = found[0].body
+    return True
+
+
+def test_defines_resolves_test_ids():
+    """The id resolver finds a class and its method, and misses a renamed one (else the index check is blind)."""
+    path = ROOT / "tests" / "test_pipeline.py"
+    assert _defines(path, ["TestPipeline", "test_from_classifier_reuses_its_encoder_under_a_new_label_set"])
+    assert not _defines(path, ["TestPipeline", "test_from_classifier_renamed"])
+    assert not _defines(path, ["TestPipelines"])
+
+
 def test_every_technique_names_real_code_tests_and_notebooks():
+    """Each index row names code that imports, test files and test ids (`::Class::test`) that exist, and notebooks."""
     rows = _index_rows()
     assert len(rows) >= 14                                                # one per paper technique, at least
     for technique, code, tests, notebook in rows:
@@ -23,7 +45,9 @@ def test_every_technique_names_real_code_tests_and_notebooks():
                 module_name, _, name = name.partition(".")
                 module = importlib.import_module(f"ulmfit.{module_name}")
             assert module is not None and hasattr(module, name), f"{technique}: {name} not in {module}"
-        for path in re.findall(r"`(tests/[\w/]+\.py)", tests):
+        for path, ids in re.findall(r"`(tests/[\w/]+\.py)((?:::\w+)*)", tests):   # tests/x.py::Class::test
             assert (ROOT / path).is_file(), f"{technique}: {path} is missing"
+            names = ids.split("::")[1:]
+            assert _defines(ROOT / path, names), f"{technique}: {path}{ids} is not defined"
         for name in re.findall(r"`(\w+)`", notebook):
             assert (ROOT / "notebooks" / f"{name}.ipynb").is_file(), f"{technique}: notebook {name} is missing"

@@ -70,14 +70,15 @@ def _weights(run_dir: Path) -> dict:
 @pytest.mark.slow
 class TestKilledRun:
     def test_sigkill_then_resume_is_bit_identical(self, corpus, tmp_path):
-        """SIGKILL at a random step, then `--resume`: the final model.pt equals an uninterrupted run's bit for bit."""
+        """SIGKILL at an arbitrary step, then `--resume`: the final model.pt equals an uninterrupted run's bit for
+        bit. The delay is drawn from a seeded generator, so a failure can be rerun with the same delay."""
         full = _pretrain(corpus, tmp_path / "full")
         _, err = full.communicate(timeout=300)
         assert full.returncode == 0, err[-1500:]
         tok = ["--tokenizer", str(tmp_path / "full")]      # the same tokenizer for both runs
         killed = _pretrain(corpus, tmp_path / "killed", *tok)
         _wait_for(tmp_path / "killed" / ckpt.RESUME_FILE, killed)
-        delay = random.uniform(0.0, 1.5)
+        delay = random.Random(14).uniform(0.0, 1.5)
         time.sleep(delay)
         killed.send_signal(signal.SIGKILL)
         killed.communicate(timeout=60)
@@ -174,3 +175,41 @@ class TestPickledCode:
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
         with pytest.raises(UlmfitError, match="truncated or corrupt"):
             ckpt.load_tensors(path)
+
+
+class TestSupervisorLoop:
+    """`until ulmfit ... --resume; do :; done` restarts a killed run until it finishes (issue 14 §5)."""
+
+    def test_resume_without_checkpoint_starts_afresh_then_finished_is_success(self, corpus, tmp_path, capsys):
+        """--resume on an empty out dir trains from the start with a warning; on the finished run it exits 0."""
+        from ulmfit.cli import main
+        args = ["pretrain", "--train", *corpus[:4], "--preset", "tiny", "--out", str(tmp_path / "run"),
+                "--threads", "1", "--max-steps", "3", "--set", "tokenizer.vocab_size=80", "--resume"]
+        with pytest.warns(UserWarning, match="no checkpoint yet; starting the run from the beginning"):
+            assert main(args) == 0
+        assert (tmp_path / "run" / ckpt.WEIGHTS_FILE).is_file()
+        capsys.readouterr()
+        assert main(args) == 0
+        out, err = capsys.readouterr()
+        assert "finished run" in err and '"finished": true' in out.strip().splitlines()[-1]
+
+    @pytest.mark.slow
+    def test_sigkilled_run_finishes_under_the_loop_with_time_checkpoints_only(self, corpus, tmp_path):
+        """Step checkpoints off, a checkpoint every ~0.1 s of wall time: SIGKILL mid-run, the loop's next --resume
+        continues from a step > 0 and finishes; one more --resume is a success that does nothing."""
+        timed = ("--resume", "--set", "save_every=0", "--set", "save_minutes=0.002")
+        first = _pretrain(corpus, tmp_path / "run", *timed)
+        _wait_for(tmp_path / "run" / ckpt.RESUME_FILE, first)
+        time.sleep(0.5)
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=60)
+        assert first.returncode == -signal.SIGKILL
+        step = ckpt.load_tensors(tmp_path / "run" / ckpt.RESUME_FILE)["position"]["step"]
+        assert step > 0
+        proc = _pretrain(corpus, tmp_path / "run", *timed)      # the loop's next turn
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-1500:]
+        assert f"resuming {tmp_path / 'run'} from step {step}" in out
+        again = _pretrain(corpus, tmp_path / "run", *timed)
+        out, err = again.communicate(timeout=120)
+        assert again.returncode == 0 and "finished run" in err

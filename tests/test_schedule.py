@@ -73,10 +73,8 @@ class TestOtherSchedules:
 
 class TestDiscriminativeLRs:
     def test_ratio_between_groups(self):
-        """Each group's LR is the one above it divided by 2.6, and the top group gets lr_top."""
-        lrs = discriminative_lrs(0.01, 4)
-        assert lrs[-1] == 0.01
-        assert all(upper / lower == pytest.approx(2.6) for lower, upper in zip(lrs, lrs[1:]))
+        """Group k from the top gets exactly lr_top / 2.6^k (ULMFiT §3.2), the top group lr_top itself."""
+        assert discriminative_lrs(0.01, 4) == pytest.approx([0.01 / 2.6 ** 3, 0.01 / 2.6 ** 2, 0.01 / 2.6, 0.01])
 
 
 class TestParamGroups:
@@ -94,10 +92,15 @@ class TestParamGroups:
             assert g["weight_decay"] == (0.0 if all(p.ndim <= 1 for p in g["params"]) else 0.01)
 
     def test_lr_scale_relative_to_top(self):
-        """Each group carries its name, its LR and lr_scale = lr / lr_top."""
-        groups = param_groups(TiedLM().layer_groups(), discriminative_lrs(1.0, 3), 0.01)
+        """Each group carries its name, its LR lr_top / 2.6^k and lr_scale = lr / lr_top = 1 / 2.6^k.
+        (lr_top is not 1, or a missing division by lr_top would go unseen.)"""
+        groups = param_groups(TiedLM().layer_groups(), discriminative_lrs(0.02, 3), 0.01)
+        k = {"embedding": 2, "body": 1, "head": 0}                    # groups below the top
         assert [g["name"] for g in groups][:2] == ["embedding", "body"]
-        assert all(g["lr_scale"] == pytest.approx(g["lr"]) for g in groups)
+        for g in groups:
+            depth = k[g["name"].split(".")[0]]
+            assert g["lr"] == pytest.approx(0.02 / 2.6 ** depth)
+            assert g["lr_scale"] == pytest.approx(1 / 2.6 ** depth)
 
     def test_language_model_groups_cover_parameters_once(self):
         """The real LanguageModel's layer groups give param groups covering its parameters exactly once."""

@@ -29,7 +29,9 @@ which would break the hidden-state carry-over; fastai#1933).
 
 Classification (ULMFiT §3.3): documents are bucketed by length, right-padded with PAD_ID and come with a bool mask
 (B, T), True at real tokens. Training batches are "sortish" (fastai's SortishSampler idea): random chunks of 50
-batches, sorted by length inside, the batch holding the longest document first so an out-of-memory shows at once.
+batches, sorted by length inside, the batch holding the longest document first so an out-of-memory shows at once;
+a last training batch that would leave a rank one document (the head's BatchNorm cannot train on one) joins the
+batch before it.
 Evaluation batches are sorted by length, longest first; `index` puts predictions back in the original order.
 """
 from __future__ import annotations
@@ -154,13 +156,18 @@ class LMBatches:
 
 
 def _sortish_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
-                     pad_to: int) -> list[np.ndarray]:
-    """Random chunks of ~50 batches sorted by length inside; the batch with the longest document comes first."""
-    perm = rng.permutation(len(lengths))
+                     world_size: int) -> list[np.ndarray]:
+    """Random chunks of ~50 batches sorted by length inside; the batch with the longest document first.
+
+    No batch gives a rank fewer than 2 documents (see `_merge_short_tail`), and every document comes at least once.
+    """
+    perm = _pad(rng.permutation(len(lengths)), world_size)
     chunk = batch_size * SORTISH_CHUNK_BATCHES                   # a multiple of batch_size: no batch straddles
-    order = np.concatenate([c[np.argsort(-lengths[c], kind="stable")]
-                            for c in np.split(perm, range(chunk, len(perm), chunk))])
-    batches = _split(_pad(order, pad_to), batch_size)
+    # a last chunk too small for 2 documents per rank joins the chunk before it, so the short tail that
+    # _merge_short_tail folds in lies in the same length-sorted chunk (documents of similar lengths)
+    cuts = range(chunk, len(perm) - 2 * world_size + 1, chunk)
+    order = np.concatenate([c[np.argsort(-lengths[c], kind="stable")] for c in np.split(perm, cuts)])
+    batches = _merge_short_tail(_split(order, batch_size), world_size)
     first = int(np.argmax([lengths[b].max() for b in batches]))
     rest = [batches[i] for i in rng.permutation(len(batches)) if i != first]
     return [batches[first]] + rest
@@ -171,6 +178,15 @@ def _pad(order: np.ndarray, multiple: int) -> np.ndarray:
     # as torch's DistributedSampler does. With one process nothing is repeated.
     extra = -len(order) % multiple
     return np.concatenate([order, order[len(order) - extra:]]) if extra else order
+
+
+def _merge_short_tail(batches: list[np.ndarray], world_size: int) -> list[np.ndarray]:
+    # The classifier head's BatchNorm raises on a training batch of one document ("Expected more than 1 value
+    # per channel"), and under DDP a last global batch of world_size documents gives each rank one. fastai drops
+    # that batch; we append it to the batch before it instead, which keeps every document in every epoch.
+    if len(batches) > 1 and len(batches[-1]) < 2 * world_size:
+        batches = batches[:-2] + [np.concatenate(batches[-2:])]
+    return batches
 
 
 def _split(order: np.ndarray, size: int) -> list[np.ndarray]:
@@ -204,6 +220,18 @@ class ClassificationBatches:
         self.batch_size, self.shuffle, self.seed, self.backwards = batch_size, shuffle, seed, backwards
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        if shuffle:                       # training: BatchNorm in train mode needs 2+ documents per rank
+            self._check_trainable(n_docs)
+
+    def _check_trainable(self, n_docs: int) -> None:
+        per_rank = "" if self.world_size == 1 else " per process"
+        if self.batch_size < 2:
+            raise UlmfitError(f"batch_size={self.batch_size} trains on one document at a time; the classifier "
+                              f"head's BatchNorm needs at least 2 documents{per_rank} in a batch: use batch_size >= 2")
+        if n_docs + (-n_docs % self.world_size) < 2 * self.world_size:
+            raise UlmfitError(f"{n_docs} training document(s) over {self.world_size} process(es) cannot fill a batch "
+                              f"of at least 2 documents{per_rank}, which the classifier head's BatchNorm needs; "
+                              "add training documents" + (" or use fewer processes" if per_rank else ""))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -240,5 +268,10 @@ class ClassificationBatches:
         return self.iter_epoch(self.epoch)
 
     def __len__(self) -> int:
+        """Batches per epoch on each rank (exact: the loop plans its steps by it, and every rank must agree)."""
+        global_size = self.batch_size * self.world_size
         n_docs = len(self.lengths) + (-len(self.lengths) % self.world_size)      # after _pad
-        return -(-n_docs // (self.batch_size * self.world_size))
+        n_batches = -(-n_docs // global_size)
+        if self.shuffle and n_batches > 1 and 0 < n_docs % global_size < 2 * self.world_size:
+            n_batches -= 1                                                       # _merge_short_tail
+        return n_batches

@@ -17,23 +17,37 @@ import io
 import json
 import os
 import pickle
-import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 
 from .config import StageConfig
-from .errors import UlmfitError
+from .errors import RunFinished, UlmfitError
 
 CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE, METRICS_FILE = "config.json", "model.pt", "resume.pt", "metrics.jsonl"
 TOKENIZER_FILE = "tokenizer.model"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+    """Write `data` to `path` so that readers see either the old file or the whole new one.
+
+    The file gets the mode open() would give it (0o666 & ~umask): tempfile.mkstemp would make it 0600 whatever
+    the umask, and the rename keeps the mode, so a teammate could not read the run dir.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    for _ in range(100):                  # a unique name in the same dir (the rename must not cross filesystems)
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
+    else:
+        raise UlmfitError(f"could not write {path}: no free temporary name in {path.parent}")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -91,7 +105,10 @@ def read_json(path: Path) -> dict:
 
 
 def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Path, ...] = ()) -> Path:
-    """Create `out_dir`, refusing to mix two runs: a dir that holds another run needs --resume or --force."""
+    """Create `out_dir`, refusing to mix two runs: a dir that holds another run needs --resume or --force.
+
+    `--resume` continues from resume.pt; where there is none yet it starts afresh with a warning, and where the run
+    has finished it raises `RunFinished`."""
     out_dir = Path(out_dir)
     for other in protect:
         if other is not None and out_dir.resolve() == Path(other).resolve():
@@ -104,11 +121,14 @@ def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Pat
         raise UlmfitError(f"{out_dir} already holds a run; pass --resume to continue it, --force to overwrite it, "
                           "or choose another --out")
     if resume and not (out_dir / RESUME_FILE).is_file():
-        finished = (out_dir / WEIGHTS_FILE).is_file()
-        raise UlmfitError(f"--resume: {out_dir} " + ("holds a finished run, there is nothing left to resume (--force "
-                                                      "trains it again)" if finished else
-                                                      "holds no checkpoint to resume from"))
-    if force and not resume:                  # a fresh run: no stale checkpoint or metrics from an earlier one
+        if (out_dir / WEIGHTS_FILE).is_file() and (out_dir / CONFIG_FILE).is_file():
+            raise RunFinished(out_dir)
+        # Died before its first checkpoint (or never started): start again, so that a supervisor loop
+        # `until ulmfit ... --resume; do :; done` needs no special first call.
+        warnings.warn(f"--resume: {out_dir} holds no checkpoint yet; starting the run from the beginning",
+                      stacklevel=2)
+        resume = False
+    if not resume:                            # a fresh run: no stale checkpoint or metrics from an earlier one
         for name in (RESUME_FILE, METRICS_FILE):
             (out_dir / name).unlink(missing_ok=True)
     try:

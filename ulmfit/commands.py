@@ -88,7 +88,9 @@ def evaluate(args) -> dict:
             raise UlmfitError(f"{args.dataset} has no {args.split} split")
         texts, labels = splits[args.split]
     else:
-        texts, labels = readers.read_labelled_file(args.data, list(args.text_col), args.label_col)
+        # one class is fine here: the two-class rule is for training data
+        texts, labels = readers.read_labelled_file(args.data, list(args.text_col), args.label_col,
+                                                   need_two_classes=False)
     probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size)
     unknown = sorted({str(lab) for lab in labels} - set(names))
     if unknown:

@@ -91,7 +91,10 @@ def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, t
         return datasets.load_labelled(data.dataset, seed=seed)
     if not data.train:
         raise UlmfitError("no training data: pass --dataset NAME or --train FILE --text-col C --label-col C")
-    read = lambda p: readers.read_labelled_file(Path(p), data.text_cols, data.label_col)  # noqa: E731
+    # no per-file class check: a valid or test file may hold one class, and so may each of several train files;
+    # `classify` checks that the training labels, all files together, hold two classes or more
+    read = lambda p: readers.read_labelled_file(Path(p), data.text_cols, data.label_col,  # noqa: E731
+                                                need_two_classes=False)
     texts, labels = [], []
     for path in data.train:
         t, y = read(path)
@@ -129,12 +132,13 @@ def _lm_batches(ids, offsets, cfg, rt: Runtime, shuffle: bool, batch_size: int |
                      backwards=cfg.backwards, variable_length=shuffle, rank=rt.rank, world_size=rt.world_size)
 
 
-def _prepare(out_dir: Path, resume: bool, force: bool, rt: Runtime, protect=()) -> Path:
-    """Rank 0 checks and creates the out dir; the other ranks wait for it."""
+def _prepare(out_dir: Path, resume: bool, force: bool, rt: Runtime, protect=()) -> tuple[Path, bool]:
+    """Rank 0 checks and creates the out dir; the other ranks wait for it. Returns (out dir, whether the run
+    continues from a checkpoint): a --resume with no checkpoint yet starts afresh."""
     if rt.is_main:
         ckpt.prepare_out_dir(out_dir, resume, force, protect)
     rt.barrier()
-    return Path(out_dir)
+    return Path(out_dir), resume and (Path(out_dir) / ckpt.RESUME_FILE).is_file()
 
 
 def _runtime(config: StageConfig, rt: Runtime | None) -> Runtime:
@@ -149,7 +153,7 @@ def pretrain(config: StageConfig, data: DataSpec, out_dir: Path, tokenizer_dir: 
     """ULMFiT §3.1: train a tokenizer (unless given) and an AWD-LSTM LM on a general-domain corpus."""
     validate(config)
     rt = _runtime(config, rt)
-    out_dir = _prepare(out_dir, resume, force, rt)
+    out_dir, resume = _prepare(out_dir, resume, force, rt)
     docs = lm_documents(data)
     if rt.is_main:                         # one tokenizer, trained by rank 0; the other ranks load it
         if tokenizer_dir:
@@ -176,7 +180,7 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
     meta, lm_config, state, tokenizer = ckpt.load_run(pretrained_dir, stages=("pretrain", "finetune"))
     config = inherit_architecture(config, lm_config)
     rt = _runtime(config, rt)
-    out_dir = _prepare(out_dir, resume, force, rt, protect=(pretrained_dir,))
+    out_dir, resume = _prepare(out_dir, resume, force, rt, protect=(pretrained_dir,))
     docs = lm_documents(data)
     if lm_config.tokenizer.model_type == "word":        # a word vocabulary cannot spell new words: move to the target's
         tokenizer, state, n_new = _target_word_vocabulary(tokenizer, state, docs["train"], lm_config, out_dir, rt)
@@ -262,12 +266,12 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     config = inherit_architecture(config, lm_config)
     cfg = config.train
     rt = _runtime(config, rt)
-    out_dir = _prepare(out_dir, resume, force, rt, protect=(lm_dir,))
+    out_dir, resume = _prepare(out_dir, resume, force, rt, protect=(lm_dir,))
     splits = labelled_splits(data, cfg.seed, cfg.valid_frac)
     label_names = label_vocabulary(splits["train"][1])
     if len(label_names) < 2:
-        raise UlmfitError(f"the training labels hold a single class ({label_names[0]!r}); a classifier needs two "
-                          "or more")
+        raise UlmfitError(f"the training labels hold a single class ({label_names[0]!r}); a classifier needs at "
+                          "least two classes")
     encoded = {name: encode_labelled(tokenizer, texts, labels, label_names, out_dir / "data" / name, name, rt)
                for name, (texts, labels) in splits.items()}
     model = TextClassifier.from_config(config.model, len(label_names), cfg)
@@ -279,7 +283,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
                                           backwards=cfg.backwards, rank=rt.rank, world_size=rt.world_size)
     valid_batches = _eval_batches(encoded["valid"], cfg)
     weights = None
-    if cfg.class_weights:                   # inverse frequency, normalised to mean 1
+    if cfg.class_weights:                   # inverse frequency, normalised to mean 1 over the training documents
         counts = np.bincount(train_y, minlength=len(label_names)).astype(np.float64)
         weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
     task = ClassifierTask(train_batches, valid_batches, encoded["valid"][2], cfg, rt, weights)

@@ -56,10 +56,12 @@ def read_utf8(path) -> str:
     return text[1:] if text.startswith("\ufeff") else text        # drop a BOM (Excel writes one)
 
 
-def read_labelled_file(path, text_cols: str | Sequence[str] = "text",
-                       label_col: str | None = "label") -> tuple[list[str], list[str]]:
+def read_labelled_file(path, text_cols: str | Sequence[str] = "text", label_col: str | None = "label",
+                       need_two_classes: bool = True) -> tuple[list[str], list[str]]:
     """(texts, labels) from a CSV/TSV/JSONL file or a folder per class; see the module docstring.
-    `label_col=None` reads texts only (for LM text or prediction): labels are then [] and not checked."""
+    `label_col=None` reads texts only (for LM text or prediction): labels are then [] and not checked.
+    `need_two_classes` refuses a file of one class, which cannot train a classifier; pass False for test or
+    validation data (one class is legitimate there) or for one of several training files."""
     path = Path(path)
     if not path.exists():
         raise UlmfitError(f"no such file or folder: {path}")
@@ -85,7 +87,7 @@ def read_labelled_file(path, text_cols: str | Sequence[str] = "text",
         labels = [_cell(row.get(label_col)).strip() for row in rows] if label_col is not None else []
     if label_col is None:
         labels = []
-    _check_labelled(path, texts, labels, need_labels=label_col is not None)
+    _check_labelled(path, texts, labels, need_labels=label_col is not None, need_two_classes=need_two_classes)
     return texts, labels
 
 
@@ -141,7 +143,8 @@ def _read_class_folders(root: Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def _check_labelled(path: Path, texts: list[str], labels: list[str], need_labels: bool) -> None:
+def _check_labelled(path: Path, texts: list[str], labels: list[str], need_labels: bool,
+                    need_two_classes: bool) -> None:
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if empty:
         raise UlmfitError(f"{path}: {len(empty)} example(s) have an empty text (first: example "
@@ -153,7 +156,7 @@ def _check_labelled(path: Path, texts: list[str], labels: list[str], need_labels
         raise UlmfitError(f"{path}: {len(no_label)} example(s) have no label "
                           f"(first: example {no_label[0] + 1})")
     classes = sorted(set(labels))
-    if len(classes) < 2:
+    if need_two_classes and len(classes) < 2:
         raise UlmfitError(f"{path}: every example has the label {classes[0]!r}; a classifier needs at least "
                           "two classes")
 

@@ -66,6 +66,8 @@ class ClassifierTask:
         self.train, self.valid, self.valid_labels = train_batches, valid_batches, valid_labels
         self.cfg, self.rt = cfg, rt
         self.class_weights = None if class_weights is None else class_weights.to(rt.device)
+        # a CPU copy for the validation loss, which is computed on CPU probabilities (see `loss`)
+        self._cpu_class_weights = None if class_weights is None else class_weights.cpu()
 
     def n_batches(self, epoch: int) -> int:
         self.train.set_epoch(epoch)
@@ -75,8 +77,12 @@ class ClassifierTask:
         return self.train.iter_epoch(epoch, start)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), labels, weight=self.class_weights,
-                               label_smoothing=self.cfg.label_smoothing)
+        # the weights live on rt.device for training, but the validation loss comes from CPU probabilities:
+        # use the copy on the logits' device
+        weight = self.class_weights
+        if weight is not None and weight.device != logits.device:
+            weight = self._cpu_class_weights.to(logits.device)
+        return F.cross_entropy(logits.float(), labels, weight=weight, label_smoothing=self.cfg.label_smoothing)
 
     def step(self, net, batch, carry) -> StepResult:
         tokens, mask, labels = (t.to(self.rt.device) for t in batch[:3])
