@@ -20,7 +20,7 @@ FT  = $(RUNS)/finetune-$(DATASET)-$(PRESET)
 CLS = $(RUNS)/classify-$(DATASET)-$(PRESET)
 CLS_DIRS = $(CLS)$(if $(filter 1,$(BACKWARDS)), $(CLS)-bwd,)
 
-.PHONY: help install test test-all smoke demo pretrain finetune classify evaluate bench notebooks clean
+.PHONY: help install test test-all smoke demo pretrain finetune classify evaluate bench gpu-check notebooks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,10 @@ bench:  ## the benchmark scripts (prints figures; writes nothing into tests)
 	$(PY) benchmarks/tokenize_throughput.py
 	$(PY) benchmarks/lm_throughput.py
 	$(PY) benchmarks/classify_throughput.py
+
+gpu-check:  ## one-GPU self-check, < 8 min, one JSON line (copies its data into gpu_data/ first if missing)
+	@test -d gpu_data/wikitext2 -a -d gpu_data/clickbait || $(PY) benchmarks/gpu_check.py --prepare
+	$(PY) benchmarks/gpu_check.py $(ARGS)
 
 notebooks:  ## execute every notebook top to bottom (QUICK=1 for the CI-sized run)
 	$(PY) notebooks/run_all.py

@@ -273,6 +273,53 @@ class TestWeightDropLSTM:
             out.sum().backward()
         assert out.is_cuda and [str(w.message) for w in caught] == []
 
+    @pytest.mark.bf16
+    def test_runs_in_bf16_under_cpu_bf16_autocast(self, gen):
+        """Under CPU bf16 autocast the output and (h, c) are bf16, as autocast alone made them before."""
+        ours, _ = self.pair()
+        x, hidden = self.inputs()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, (h, c) = ours.train()(x, hidden, gen)
+        assert (out.dtype, h.dtype, c.dtype) == (torch.bfloat16,) * 3
+
+    @pytest.mark.bf16
+    def test_fp32_parameters_get_fp32_gradients_under_autocast(self, gen):
+        """The casts to the autocast dtype are differentiable: every fp32 parameter gets an fp32 gradient."""
+        ours, _ = self.pair()
+        x, hidden = self.inputs()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = ours.train()(x, hidden, gen)
+        out.float().sum().backward()
+        assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in ours.parameters())
+
+    def test_autocast_dtype_decides_the_lstm_dtype(self, gen):
+        """Under fp16 autocast the LSTM runs in fp16: the autocast dtype decides, not a hard-coded bf16."""
+        ours, _ = self.pair()
+        x, hidden = self.inputs()
+        with torch.autocast("cpu", dtype=torch.float16):
+            if torch.get_autocast_dtype("cpu") != torch.float16 or not torch.is_autocast_enabled("cpu"):
+                pytest.skip("this torch's CPU autocast does not take float16")
+            out, (h, c) = ours.train()(x, hidden, gen)
+        out.float().sum().backward()
+        assert (out.dtype, h.dtype, c.dtype) == (torch.float16,) * 3
+        assert ours.weight_hh_raw.grad.dtype == torch.float32
+
+    @pytest.mark.gpu
+    @pytest.mark.skipif(not torch.cuda.is_available() or not torch.cuda.is_bf16_supported(),
+                        reason="needs a CUDA device with bf16")
+    def test_runs_in_bf16_under_cuda_bf16_autocast(self, gen):
+        """Under CUDA bf16 autocast the LSTM runs in bf16 (autocast alone runs cuDNN in fp16), silently."""
+        ours, _ = self.pair()
+        x, hidden = self.inputs()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out, (h, c) = ours.cuda().train()(x.cuda(), tuple(s.cuda() for s in hidden))
+            out.float().sum().backward()
+        assert (out.dtype, h.dtype, c.dtype) == (torch.bfloat16,) * 3
+        assert ours.weight_hh_raw.grad.dtype == torch.float32
+        assert [str(w.message) for w in caught] == []
+
 
 class TestPenalties:
     def test_are_scalars(self):

@@ -17,6 +17,7 @@ round), and index tensors are never cast. Shapes are batch-first: B batch, T tim
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -128,24 +129,43 @@ class WeightDropLSTM(nn.Module):
         mask = dropout_mask(self.weight_hh_raw, self.weight_hh_raw.shape, self.weight_p, generator)
         return _apply_mask(self.weight_hh_raw, mask)
 
-    def _kernel_weights(self, weight_hh: torch.Tensor) -> list[torch.Tensor]:
+    def _kernel_weights(self, weight_hh: torch.Tensor,
+                        dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+        """The kernel's four weights, cast to `dtype` when given (the casts are differentiable, so the fp32
+        parameters still get fp32 gradients)."""
         parts = [self.weight_ih, weight_hh, self.bias_ih, self.bias_hh]
-        if weight_hh.device.type != "cuda":
-            return parts                      # the CPU (oneDNN) kernel takes separate tensors as they are
+        if weight_hh.device.type != "cuda":   # the CPU (oneDNN) kernel takes separate tensors as they are
+            return parts if dtype is None else [part.to(dtype) for part in parts]
         # cuDNN takes its fast path (and stays silent) only if the weights are consecutive views of one
-        # buffer, as nn.LSTM's flattened weights are. One cat per forward builds that buffer; autograd routes
-        # each slice's gradient back to its parameter.
+        # buffer, as nn.LSTM's flattened weights are. One cat per forward builds that buffer, and the cast is
+        # of the whole buffer, so the views stay consecutive; autograd routes each slice's gradient back to
+        # its parameter.
         flat = torch.cat([part.reshape(-1) for part in parts])
+        if dtype is not None:
+            flat = flat.to(dtype)
         return [chunk.view_as(part) for chunk, part in zip(flat.split([p.numel() for p in parts]), parts)]
 
     def forward(self, x: torch.Tensor, hidden: tuple[torch.Tensor, torch.Tensor],
                 generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x (B, T, I), hidden (h, c) each (1, B, H) -> output (B, T, H), (h, c) each (1, B, H)."""
-        weights = self._kernel_weights(self.dropped_weight_hh(generator))
-        # Positional args of the functional op: has_biases, num_layers, dropout, train, bidirectional,
-        # batch_first. `train` only tells the kernel to keep what backward needs, so it follows grad mode.
-        output, h, c = torch.lstm(x, hidden, weights, True, 1, 0.0, torch.is_grad_enabled(), False, True)
+        """x (B, T, I), hidden (h, c) each (1, B, H) -> output (B, T, H), (h, c) each (1, B, H).
+
+        Under autocast the LSTM runs in exactly the autocast dtype, on every device. Autocast alone does not
+        give that on CUDA: its cuDNN RNN wrapper (ATen's AutocastRNN.cpp) casts to fp16 whatever the autocast
+        dtype is, so a bf16 run would train its LSTMs in fp16 with no GradScaler. So we switch autocast off
+        for this one call and cast the input, the state and the weights ourselves. For CPU bf16 that is what
+        autocast already did (bf16 in, bf16 out); CPU fp16 autocast, which oneDNN could not run, now runs.
+        """
+        weight_hh, device_type, cast_to = self.dropped_weight_hh(generator), x.device.type, None
+        if (torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+                and x.dtype != torch.float64):     # autocast leaves fp64 alone, and so do we
+            cast_to = torch.get_autocast_dtype(device_type)
+            x, hidden = x.to(cast_to), (hidden[0].to(cast_to), hidden[1].to(cast_to))
+        with torch.autocast(device_type, enabled=False) if cast_to else contextlib.nullcontext():
+            weights = self._kernel_weights(weight_hh, cast_to)
+            # Positional args of the functional op: has_biases, num_layers, dropout, train, bidirectional,
+            # batch_first. `train` only tells the kernel to keep what backward needs, so it follows grad mode.
+            output, h, c = torch.lstm(x, hidden, weights, True, 1, 0.0, torch.is_grad_enabled(), False, True)
         return output, (h, c)
 
     def extra_repr(self) -> str:

@@ -115,6 +115,10 @@ def _stage_bounds(stages: list[Stage], task, cfg: TrainConfig) -> list[int]:
     return bounds
 
 
+# Under a time budget tqdm's own ETA extrapolates the steps, which the budget will cut short: show the clock's instead.
+_BUDGET_BAR = "{desc}: {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]"
+
+
 class _StageClock:
     """How far through a stage the run is, in [0, 1]: by steps, or by wall time when `max_minutes` gives the stage
     a time budget (whichever is further). The LR schedule reads this fraction, so a time-budgeted run still
@@ -126,6 +130,11 @@ class _StageClock:
     def pause(self, seconds: float) -> None:
         """Do not count `seconds` (a validation pass) against the training budget."""
         self.start += seconds
+
+    def left(self) -> str:
+        """The time budget's remainder as m:ss (what a progress bar under a budget should promise)."""
+        seconds = max(0, int(self.seconds - (time.perf_counter() - self.start)))
+        return f"{seconds // 60}:{seconds % 60:02d}"
 
     def fraction(self, step_in_stage: int) -> float:
         by_steps = step_in_stage / self.total
@@ -171,7 +180,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                 per_epoch = task.n_batches(global_epoch)
                 bar = tqdm(total=min(per_epoch, first_steps[si + 1] - pos.step + pos.batch), initial=pos.batch,
                            desc=f"{desc} {stage.name} ep {epoch + 1}/{stage.epochs}", disable=not rt.is_main,
-                           dynamic_ncols=True, leave=True)
+                           dynamic_ncols=True, leave=True, bar_format=_BUDGET_BAR if budget else None)
                 net.train()
                 t0, sum_loss, n_seen, n_items = time.perf_counter(), 0.0, 0, 0
                 try:                      # close the bar first, so an error or a stop message gets its own line
@@ -201,7 +210,10 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                         sum_loss, n_seen, n_items = sum_loss + result.metric.item(), n_seen + 1, n_items + result.items
                         if rt.is_main:
                             rate = n_items / max(time.perf_counter() - t0, 1e-9)
-                            bar.set_postfix(task.postfix(sum_loss / n_seen, rate, lr), refresh=False)
+                            shown = task.postfix(sum_loss / n_seen, rate, lr)
+                            if budget:                                # the budget's time left, not the steps'
+                                shown = {"budget left": clock.left(), **shown}
+                            bar.set_postfix(shown, refresh=False)
                             bar.update(1)
                             if pos.step % 10 == 0:
                                 _log(out_dir, rt, {"kind": "train", "stage": stage.name, "step": pos.step,
