@@ -129,6 +129,17 @@ class TestTimeBudget:
         assert history and 1 <= history[-1]["step"] < 500 * task.n_batches(0)
 
 
+    def test_budget_counts_from_the_stage_start(self, tiny_config):
+        """Time spent before training (tokenizing) is charged to `max_minutes`: a stage that began 59.9 s ago
+        with a one-minute budget trains only for the 1-second minimum left, not for another minute."""
+        import time
+        cfg = TrainConfig(batch_size=2, bptt=5, epochs=500, max_minutes=1.0)
+        model, task = _setup(cfg, tiny_config)
+        start = time.perf_counter()
+        history = fit(model, task, [Stage("all", 500, _all_groups(model))], cfg, RT, started=start - 59.9)
+        assert time.perf_counter() - start < 20 and history[-1]["step"] >= 1
+
+
 def test_stages_from_plan_merges_the_epochs_that_train_the_same_groups():
     names = ["lstm_0", "embedding", "head"]
     stages = stages_from_plan(names, [[2], [1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2]])

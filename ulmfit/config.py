@@ -104,7 +104,9 @@ class TrainConfig:
     save_every: int = 500                # optimiser steps between resume checkpoints (0: off)
     save_minutes: float = 5.0            # and at most this much wall time between them (0: off), on any CPU
     eval_every: int = 0                  # optimiser steps between extra validations (0: epoch ends only)
-    max_minutes: float = 0.0             # >0: a wall-time budget for training; the LR schedule follows the clock
+    max_minutes: float = 0.0             # >0: a wall-time budget for the stage from its start (tokenizing included,
+    #                                      validation passes not); the LR schedule follows the clock
+    eval_tokens: int = 0                 # LM validation on the first whole documents holding >= N tokens (0: all)
     precision: str = "fp32"              # fp32 | bf16 | fp16
     seed: int = 0
     threads: int = 0                     # 0: leave torch's default
@@ -277,8 +279,9 @@ def validate(config: StageConfig) -> None:
     for name, value in positive.items():
         if not value > 0:
             raise UlmfitError(f"{name} must be > 0, got {value}")
-    if t.epochs < 0 or t.max_steps < 0 or t.max_minutes < 0 or t.eval_every < 0 or t.save_every < 0:
-        raise UlmfitError("epochs, max_steps, max_minutes, eval_every and save_every must be >= 0")
+    if min(t.epochs, t.max_steps, t.max_minutes, t.eval_every, t.save_every, t.save_minutes, t.eval_tokens) < 0:
+        raise UlmfitError("epochs, max_steps, max_minutes, eval_every, save_every, save_minutes and eval_tokens "
+                          "must be >= 0")
     if not 0 < t.stlr_cut_frac < 1:
         raise UlmfitError(f"stlr_cut_frac must be in (0, 1), got {t.stlr_cut_frac}")
     if not (0 <= t.head_dropout < 1 and 0 <= t.head_dropout_final < 1 and 0 <= t.label_smoothing < 1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +152,7 @@ def _runtime(config: StageConfig, rt: Runtime | None) -> Runtime:
 def pretrain(config: StageConfig, data: DataSpec, out_dir: Path, tokenizer_dir: Path | None = None,
              resume: bool = False, force: bool = False, rt: Runtime | None = None) -> dict:
     """ULMFiT §3.1: train a tokenizer (unless given) and an AWD-LSTM LM on a general-domain corpus."""
+    started = time.perf_counter()                      # a max_minutes budget counts from here
     validate(config)
     rt = _runtime(config, rt)
     out_dir, resume = _prepare(out_dir, resume, force, rt)
@@ -171,12 +173,13 @@ def pretrain(config: StageConfig, data: DataSpec, out_dir: Path, tokenizer_dir: 
     n_groups = len(model.layer_groups())
     stages = [Stage("all", config.train.epochs, list(range(n_groups)))]
     return _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, "pretrain",
-                     {"corpus": data.describe()})
+                     {"corpus": data.describe()}, started)
 
 
 def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir: Path, resume: bool = False,
              force: bool = False, rt: Runtime | None = None) -> dict:
     """ULMFiT §3.2: fine-tune a pretrained LM on the target texts with discriminative LR and STLR."""
+    started = time.perf_counter()
     meta, lm_config, state, tokenizer = ckpt.load_run(pretrained_dir, stages=("pretrain", "finetune"))
     config = inherit_architecture(config, lm_config)
     rt = _runtime(config, rt)
@@ -197,7 +200,7 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
     else:
         stages = [Stage("all", epochs, list(range(n)))]
     return _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, "finetune",
-                     {"pretrained": str(pretrained_dir), "target": data.describe()}, measure_before=True)
+                     {"pretrained": str(pretrained_dir), "target": data.describe()}, started, measure_before=True)
 
 
 def _target_word_vocabulary(tokenizer, state, documents, lm_config, out_dir, rt):
@@ -221,18 +224,22 @@ def inherit_architecture(config: StageConfig, lm_config: StageConfig) -> StageCo
     return config
 
 
-def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage_name, extra,
+def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage_name, extra, started: float,
               measure_before=False) -> dict:
     data_dir = out_dir / "data"
     train_ids, train_off = _encode(tokenizer, docs["train"], data_dir / "train", "tokenize train", rt)
     valid_ids, valid_off = _encode(tokenizer, docs["valid"], data_dir / "valid", "tokenize valid", rt)
     cfg = config.train
+    valid_docs = docs["valid"]
+    if cfg.eval_tokens and len(valid_ids) > cfg.eval_tokens:   # the first whole documents, so words stay exact
+        k = max(1, int(np.searchsorted(valid_off, cfg.eval_tokens)))
+        valid_ids, valid_off, valid_docs = valid_ids[:valid_off[k]], valid_off[:k + 1], valid_docs[:k]
     train_batches = _lm_batches(train_ids, train_off, cfg, rt, shuffle=True)
     valid_batches = _lm_batches(valid_ids, valid_off, cfg, rt, shuffle=False, batch_size=min(cfg.batch_size, 16))
     if len(train_batches) == 0:
         raise UlmfitError(f"the training corpus ({len(train_ids)} tokens) is too small for batch_size="
                           f"{cfg.batch_size} x bptt={cfg.bptt}")
-    n_words = count_words(docs["valid"])
+    n_words = count_words(valid_docs)
     task = LMTask(train_batches, valid_batches, cfg, rt, n_valid_words=n_words)
     result = {"stage": stage_name, "out": str(out_dir), "train_tokens": int(len(train_ids)),
               "valid_tokens": int(len(valid_ids)), "valid_words": n_words, **extra}
@@ -242,7 +249,7 @@ def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage
         ckpt_log = {"kind": "before", **before}
         if rt.is_main:
             ckpt.write_json(out_dir / "before.json", ckpt_log)
-    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc=stage_name)
+    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc=stage_name, started=started)
     if rt.is_main:
         ckpt.save_run(out_dir, model, config, stage_name, tokenizer, extra={**extra, "history": history})
         (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)     # finished: nothing left to resume
@@ -261,6 +268,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     paper): a sentiment classifier trained on IMDb's 25k reviews already encodes what a small review dataset needs,
     which an LM's features hold only weakly. The head always starts afresh, so the label sets may differ.
     """
+    started = time.perf_counter()
     source_stages = ("classify",) if from_classifier else ("pretrain", "finetune")
     meta, lm_config, state, tokenizer = ckpt.load_run(lm_dir, stages=source_stages)
     config = inherit_architecture(config, lm_config)
@@ -290,7 +298,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     n_groups = len(model.layer_groups())
     names = [name for name, _ in model.layer_groups()]
     stages = stages_from_plan(names, unfreeze_plan(n_groups, cfg.strategy, cfg.epochs))
-    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc="classify")
+    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc="classify", started=started)
     result = {"stage": "classify", "out": str(out_dir), "labels": label_names, "lm_dir": str(lm_dir),
               "encoder_from": meta["stage"], "strategy": cfg.strategy, "no_pretraining": cfg.no_pretraining,
               "n_train": len(train_y), "n_valid": len(encoded["valid"][2])}

@@ -115,15 +115,17 @@ def _cpu_bf16_problem() -> str | None:
     # flag is not the whole story and the LSTM primitive still cannot be created.
     if not torch.backends.mkldnn.is_available():
         return "this torch build has no oneDNN, which the CPU bf16 LSTM needs"
+    capped = f", capped by ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}" if os.environ.get(
+        "ONEDNN_MAX_CPU_ISA") else ""
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return f"this CPU ({cpu_name()}) has no bf16 support in oneDNN (it needs AVX-512 or AMX; use fp32)"
+        return f"this CPU ({cpu_name()}{capped}) has no bf16 support in oneDNN (it needs AVX-512 or AMX; use fp32)"
     try:
         lstm = torch.nn.LSTM(8, 8, batch_first=True)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out, _ = lstm(torch.randn(2, 3, 8))
         out.float().sum().backward()
     except RuntimeError as e:
-        return f"oneDNN cannot build a bf16 LSTM on this CPU ({cpu_name()}): {str(e).splitlines()[0][:120]}"
+        return f"oneDNN cannot build a bf16 LSTM on this CPU ({cpu_name()}{capped}): {str(e).splitlines()[0][:120]}"
     return None
 
 

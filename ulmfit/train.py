@@ -144,14 +144,20 @@ class _StageClock:
 
 
 def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt: Runtime,
-        out_dir: Path | None = None, resume: bool = False, desc: str = "train") -> list[dict]:
-    """Run `stages` of training; returns the list of per-epoch metric dicts (also appended to metrics.jsonl)."""
+        out_dir: Path | None = None, resume: bool = False, desc: str = "train",
+        started: float | None = None) -> list[dict]:
+    """Run `stages` of training; returns the list of per-epoch metric dicts (also appended to metrics.jsonl).
+
+    `started` (a time.perf_counter() reading) is when the whole stage began: a `max_minutes` budget counts from
+    there, so what came before training (tokenizing, encoding) is charged to it and the stage keeps its word.
+    """
     module = model
     pos, carry, opt_state = Position(), None, None
     if resume and out_dir is not None:
         pos, carry, opt_state = _load_resume(Path(out_dir), rt, module)
     first_steps = _stage_bounds(stages, task, cfg)
     run_start = time.perf_counter()
+    budget_s = max(cfg.max_minutes * 60 - (run_start - (started or run_start)), 1.0) if cfg.max_minutes else 0.0
     if rt.distributed and rt.all_sum(*first_steps) != [b * rt.world_size for b in first_steps]:
         raise UlmfitError(f"the {rt.world_size} processes disagree on the number of training steps (rank {rt.rank}: "
                           f"{first_steps[-1]}); every rank must read the same corpus and tokenizer")
@@ -171,7 +177,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
             net = (DistributedDataParallel(module, device_ids=[rt.device] if rt.device.type == "cuda" else None)
                    if rt.distributed else module)
             scaler = torch.amp.GradScaler("cuda") if rt.precision == "fp16" else None
-            budget = cfg.max_minutes * 60 * total / first_steps[-1] if cfg.max_minutes else 0.0
+            budget = budget_s * total / first_steps[-1]
             clock, time_up = _StageClock(total, budget), False
             for epoch in range(pos.epoch, stage.epochs):
                 if pos.step >= first_steps[si + 1] or time_up:
