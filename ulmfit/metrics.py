@@ -76,3 +76,28 @@ def format_report(report: dict) -> str:
     for label, row in zip(labels, matrix):
         lines.append(f"{label:<{width}}  " + " ".join(f"{v:>{cell}d}" for v in row))
     return "\n".join(lines)
+
+
+def top_losses(probs, y_true, texts, k: int = 10, label_names: list[str] | None = None) -> list[dict]:
+    """The k most confident mistakes: misclassified examples by their loss -log p(true class), largest first.
+
+    Reading them is the quickest way to find label noise and what the model has not learned (fastai's
+    `top_losses`, restricted to mistakes). Each item: index, text, true, predicted (names when `label_names` is
+    given, else indices), probability (of the predicted class) and loss. Fewer than k if there are fewer mistakes.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y_true, dtype=np.int64)
+    if probs.ndim != 2 or len(probs) != len(y) or len(y) != len(texts):
+        raise ValueError(f"probs {probs.shape}, y_true ({len(y)},) and texts ({len(texts)},) must be "
+                         "(N, C), (N,) and (N,)")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    rows = np.arange(len(y))
+    predicted = probs.argmax(axis=1)
+    # clipped: a probability of exactly 0 would give an infinite loss, which is not valid JSON
+    loss = -np.log(np.clip(probs[rows, y], 1e-12, None))
+    wrong = np.flatnonzero(predicted != y)
+    order = wrong[np.argsort(-loss[wrong], kind="stable")][:k]      # stable: ties keep the input order
+    name = (lambda c: label_names[c]) if label_names is not None else int
+    return [{"index": int(i), "text": texts[i], "true": name(y[i]), "predicted": name(predicted[i]),
+             "probability": float(probs[i, predicted[i]]), "loss": float(loss[i])} for i in order]
