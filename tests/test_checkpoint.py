@@ -43,7 +43,7 @@ class TestAtomicWriteBytes:
 
         def no_space(fd):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        monkeypatch.setattr(ckpt.os, "fsync", no_space)
+        monkeypatch.setattr(os, "fsync", no_space)
         with pytest.raises(UlmfitError, match="could not write"):
             ckpt.atomic_write_bytes(tmp_path / "model.pt", b"new")
         assert (tmp_path / "model.pt").read_bytes() == b"old" and os.listdir(tmp_path) == ["model.pt"]

@@ -114,7 +114,7 @@ class TestAtomicWrites:
 
         def crash(src, dst):
             raise OSError(5, "Input/output error")
-        monkeypatch.setattr(ckpt.os, "replace", crash)
+        monkeypatch.setattr(os, "replace", crash)
         with pytest.raises(UlmfitError, match="could not write"):
             ckpt.save_tensors(path, {"step": torch.tensor(2)})
         assert ckpt.load_tensors(path)["step"].item() == 1
@@ -128,7 +128,7 @@ class TestAtomicWrites:
 
         def interrupt(fd):
             raise KeyboardInterrupt
-        monkeypatch.setattr(ckpt.os, "fsync", interrupt)
+        monkeypatch.setattr(os, "fsync", interrupt)
         with pytest.raises(KeyboardInterrupt):
             ckpt.save_tensors(path, {"w": torch.zeros(3)})
         assert path.read_bytes() == before
@@ -141,7 +141,7 @@ class TestAtomicWrites:
 
         def full(fd):
             raise OSError(28, "No space left on device")
-        monkeypatch.setattr(ckpt.os, "fsync", full)
+        monkeypatch.setattr(os, "fsync", full)
         with pytest.raises(UlmfitError, match="No space left on device") as info:
             ckpt.save_tensors(path, {"w": torch.zeros(3)})
         assert "\n" not in str(info.value)

@@ -18,11 +18,13 @@ outputs come back too, because AR reads the dropped and TAR the raw output of th
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .checkpoint import load_run, load_state_checked
 from .config import ModelConfig
 from .errors import UlmfitError
 from .regularizers import EmbeddingDropout, LockedDropout, WeightDropLSTM
@@ -135,9 +137,12 @@ class LanguageModel(nn.Module):
     @classmethod
     def from_pretrained(cls, run_dir, device: str | torch.device | None = None) -> "LanguageModel":
         """Load a `pretrain`/`finetune` run dir (config.json + model.pt + tokenizer) in eval mode, with
-        `.tokenizer` and `.stage_config` attached."""
-        from .inference import load_language_model          # local: inference imports this module
-        return load_language_model(run_dir, device=device)
+        `.tokenizer` and `.stage_config` attached; on the GPU when there is one, unless `device` says otherwise."""
+        _meta, stage_config, state, tokenizer = load_run(run_dir, stages=("pretrain", "finetune"))
+        model = cls(stage_config.model)
+        load_state_checked(model, state, Path(run_dir))
+        model.tokenizer, model.stage_config = tokenizer, stage_config
+        return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
 
     def forward(self, tokens: torch.Tensor, hidden: Hidden | None = None,
                 generator: torch.Generator | None = None) -> LMOutput:

@@ -8,15 +8,11 @@ A run dir (the output of `pretrain`, `finetune` or `classify`) holds:
     metrics.jsonl    one JSON object per evaluation (written by the training loop)
     resume.pt        (while training) model + optimiser + schedule position + RNG states, for --resume
 
-Every write goes to a temp file in the same dir, is fsync'ed and then renamed over the target, so a crash
-mid-write never leaves a corrupt file under the real name.
+Every file is written atomically and tensors are loaded weights-only, by the helpers of files.py; they are
+importable from here too (`checkpoint.save_tensors`, ...), where the training loop and the CLI find them.
 """
 from __future__ import annotations
 
-import io
-import json
-import os
-import pickle
 import warnings
 from pathlib import Path
 
@@ -24,84 +20,11 @@ import torch
 
 from .config import StageConfig
 from .errors import RunFinished, UlmfitError
+from .files import atomic_write_bytes, load_tensors, read_json, save_tensors, write_json  # noqa: F401 (re-exported)
+from .tokenizer import Tokenizer
 
 CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE, METRICS_FILE = "config.json", "model.pt", "resume.pt", "metrics.jsonl"
 TOKENIZER_FILE = "tokenizer.model"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the whole new one.
-
-    The file gets the mode open() would give it (0o666 & ~umask): tempfile.mkstemp would make it 0600 whatever
-    the umask, and the rename keeps the mode, so a teammate could not read the run dir.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):                  # a unique name in the same dir (the rename must not cross filesystems)
-        tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
-    else:
-        raise UlmfitError(f"could not write {path}: no free temporary name in {path.parent}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:            # also a KeyboardInterrupt mid-write: never leave the temp file behind
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
-        raise
-    try:                                  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        os.fsync(dir_fd)
-        os.close(dir_fd)
-    except OSError:
-        pass
-
-
-def save_tensors(path: Path, obj) -> None:
-    """torch.save `obj` (tensors, numbers, strings, lists, dicts only) atomically."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_tensors(path: Path, map_location="cpu"):
-    """torch.load with weights_only=True: a file that carries pickled code is refused, never executed."""
-    path = Path(path)
-    if not path.is_file():
-        raise UlmfitError(f"{path} is missing")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise UlmfitError(f"{path} is refused: it holds pickled objects that are not plain tensors "
-                          f"({first[:160]}); only state_dict checkpoints are loaded") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
-        raise UlmfitError(f"{path} is not a readable checkpoint (truncated or corrupt: "
-                          f"{str(e).splitlines()[0][:160]})") from None
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def read_json(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UlmfitError(f"{path} is missing")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UlmfitError(f"{path} is not valid JSON ({e})") from None
 
 
 def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Path, ...] = ()) -> Path:
@@ -138,7 +61,7 @@ def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Pat
     return out_dir
 
 
-def save_run(out_dir: Path, model: torch.nn.Module, config: StageConfig, stage: str, tokenizer,
+def save_run(out_dir: Path, model: torch.nn.Module, config: StageConfig, stage: str, tokenizer: Tokenizer,
              extra: dict | None = None) -> None:
     """Write config.json, model.pt and the tokenizer into `out_dir` (weights first, config last)."""
     out_dir = Path(out_dir)
@@ -152,8 +75,6 @@ def save_run(out_dir: Path, model: torch.nn.Module, config: StageConfig, stage: 
 
 def load_run(run_dir: Path, stages: tuple[str, ...] | None = None):
     """Read a run dir back: (meta, StageConfig, state_dict, tokenizer), checking that the pieces match."""
-    from .tokenizer import Tokenizer                         # local: tokenizer pulls in sentencepiece
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UlmfitError(f"model dir {run_dir} does not exist")

@@ -13,17 +13,27 @@ Out: logits (B, C) in fp32.
 
 The encoder is the fine-tuned AWD-LSTM encoder; `load_encoder_state` copies it from a LanguageModel
 state_dict.
+
+A trained classifier is used through this one class: `TextClassifier.from_pretrained(run_dir)` reads a `classify`
+run dir back (checkpoint.py), `.predict(texts)` gives labels with probabilities and `.predict_proba(texts)` the
+(N, C) array. The CLI's `predict` and `evaluate` (inference.py) call the same two methods.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import evaluate
 from .awd_lstm import AWDLSTMEncoder, detach_hidden
+from .batching import ClassificationBatches
+from .checkpoint import CONFIG_FILE, load_run, load_state_checked
 from .config import ModelConfig, TrainConfig
 from .errors import UlmfitError
+from .runtime import Runtime
 
 
 def masked_concat_pool(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -152,15 +162,42 @@ class TextClassifier(nn.Module):
 
     @classmethod
     def from_pretrained(cls, run_dir, device: str | torch.device | None = None) -> "TextClassifier":
-        """Load a `classify` run dir in eval mode, with `.tokenizer`, `.label_names` and `.stage_config` attached."""
-        from .inference import load_classifier              # local: inference imports this module
-        return load_classifier(run_dir, device=device)
+        """Load a `classify` run dir in eval mode, with `.tokenizer`, `.label_names` and `.stage_config` attached;
+        on the GPU when there is one, unless `device` says otherwise."""
+        meta, stage_config, state, tokenizer = load_run(run_dir, stages=("classify",))
+        labels = meta.get("labels")
+        if not labels:
+            raise UlmfitError(f"{Path(run_dir) / CONFIG_FILE} names no labels")
+        model = cls.from_config(stage_config.model, len(labels), stage_config.train)
+        load_state_checked(model, state, Path(run_dir))
+        model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), stage_config
+        return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64, rt: Runtime | None = None) -> np.ndarray:
+        """(N, C) class probabilities for `texts`, columns in the order of `.label_names`; batched by length.
+
+        Needs a model loaded with `from_pretrained` (it carries the tokenizer). `rt` (the CLI's) sets the device
+        and mixed precision; by default the model's own device in fp32.
+        """
+        if getattr(self, "tokenizer", None) is None:
+            raise UlmfitError("predict needs a classifier loaded with TextClassifier.from_pretrained(run_dir)")
+        texts = [str(t) for t in texts]
+        empty = [i for i, t in enumerate(texts) if not t.strip()]
+        if empty:
+            raise UlmfitError(f"{len(empty)} empty text(s) (first at position {empty[0] + 1}); nothing to classify")
+        if not texts:
+            return np.zeros((0, len(self.label_names)), dtype=np.float32)
+        encoded = self.tokenizer.encode_documents(texts)
+        offsets = np.cumsum([0] + [len(e) for e in encoded])
+        ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(offsets[-1]))
+        batches = ClassificationBatches(ids, offsets, None, batch_size, shuffle=False, seed=0,
+                                        backwards=self.stage_config.train.backwards)
+        # the same no-grad loop that scores the test split during `classify`, so both give the same numbers
+        return evaluate.predict_proba(self, batches, rt or Runtime(device=next(self.parameters()).device), len(texts))
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
-        """[{"label": ..., "probabilities": {label: p}}] for each text; batched by length internally.
-        Needs a model loaded with `from_pretrained` (it carries the tokenizer and the label names)."""
-        from .inference import classifier_proba
-        probs = classifier_proba(self, list(texts), batch_size)
+        """[{"label": ..., "probabilities": {label: p}}] for each text, from `predict_proba`."""
+        probs = self.predict_proba(texts, batch_size)
         return [{"label": self.label_names[int(p.argmax())],
                  "probabilities": {n: float(q) for n, q in zip(self.label_names, p)}} for p in probs]
 

@@ -3,6 +3,10 @@
 On disk a numericalised corpus is `<prefix>.ids.npy` (flat uint16/int32) + `<prefix>.offsets.npy` (int64,
 n_docs+1), written by streaming chunks from worker processes and read back with `np.load(mmap_mode="r")`, so a
 corpus larger than memory (WikiText-103) is never held in RAM.
+
+The tokenizer comes in as an argument (`Tokenizer.encode_corpus` passes itself): this module only needs its
+`vocab_size` and `encode_documents`, and does not import tokenizer.py, which imports it. Worker processes get
+the tokenizer pickled (SentencePiece pickles its model as bytes), so they encode exactly as the parent does.
 """
 from __future__ import annotations
 
@@ -11,22 +15,18 @@ from collections import deque
 from itertools import chain
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
-import sentencepiece as spm
 from tqdm.auto import tqdm
 
 from .errors import UlmfitError
-from .tokenizer import encode_docs
-
-if TYPE_CHECKING:
-    from .tokenizer import Tokenizer
 
 
-def write_corpus(tokenizer: "Tokenizer", documents: Iterable[str], prefix: Path, processes: int = 1,
+def write_corpus(tokenizer, documents: Iterable[str], prefix: Path, processes: int = 1,
                  desc: str = "tokenize", chunk_chars: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    """Numericalise `documents` with `tokenizer` into <prefix>.ids.npy/.offsets.npy; return the memmaps.
+    """Numericalise `documents` with `tokenizer` (a `Tokenizer`) into <prefix>.ids.npy/.offsets.npy; return
+    the memmaps.
 
     Documents are grouped into ~1 MB chunks; at most 2 chunks per worker are in flight (Pool.imap would read the
     whole input ahead into its queue), results are appended to the file in order as they arrive.
@@ -39,12 +39,11 @@ def write_corpus(tokenizer: "Tokenizer", documents: Iterable[str], prefix: Path,
     try:
         if processes <= 1:
             for chunk in chunks:
-                write(*_to_arrays(encode_docs(tokenizer.sp, chunk, tokenizer.pre_rules), dtype))
+                write(*_to_arrays(tokenizer.encode_documents(chunk), dtype))
                 bar.update(len(chunk))
         else:
             ctx = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
-            init_args = (tokenizer.sp.serialized_model_proto(), tokenizer.pre_rules, dtype)
-            with ctx.Pool(processes, _init_worker, init_args) as pool:
+            with ctx.Pool(processes, _init_worker, (tokenizer, dtype)) as pool:
                 pending: deque = deque()
                 for chunk in chunks:
                     pending.append((len(chunk), pool.apply_async(_encode_chunk, (chunk,))))
@@ -72,12 +71,12 @@ def load_corpus(prefix) -> tuple[np.ndarray, np.ndarray]:
     return np.load(ids_path, mmap_mode="r"), np.load(off_path)
 
 
-# ---- worker side: one SentencePiece model per process, loaded once by the pool initializer -----------------
+# ---- worker side: one tokenizer per process, unpickled once by the pool initializer ------------------------
 _W: dict = {}
 
 
-def _init_worker(model_proto: bytes, pre_rules: bool, dtype) -> None:
-    _W.update(sp=spm.SentencePieceProcessor(model_proto=model_proto), pre_rules=pre_rules, dtype=dtype)
+def _init_worker(tokenizer, dtype) -> None:
+    _W.update(tokenizer=tokenizer, dtype=dtype)
 
 
 def _to_arrays(encoded: list[list[int]], dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +86,7 @@ def _to_arrays(encoded: list[list[int]], dtype) -> tuple[np.ndarray, np.ndarray]
 
 
 def _encode_chunk(docs: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    return _to_arrays(encode_docs(_W["sp"], docs, _W["pre_rules"]), _W["dtype"])
+    return _to_arrays(_W["tokenizer"].encode_documents(docs), _W["dtype"])
 
 
 def _chunked(documents: Iterable[str], chunk_chars: int) -> Iterator[list[str]]:

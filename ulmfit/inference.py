@@ -1,4 +1,8 @@
-"""Using trained run dirs: classifier probabilities (with the forward + backward ensemble) and LM sampling.
+"""Using trained run dirs, for the CLI: the forward + backward ensemble and LM sampling.
+
+Loading and predicting live on the model classes (`TextClassifier.from_pretrained(dir).predict(texts)`,
+`LanguageModel.from_pretrained(dir)`); the functions here are the CLI's thin wrappers around them, which also
+take the CLI's Runtime (device and mixed precision).
 
 The ensemble (ULMFiT §3.3, "Bidirectional language model") averages the class probabilities of several classifier
 dirs — typically one trained on the forward stream and one on the backward stream; each dir's config says which
@@ -11,64 +15,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
 from .awd_lstm import LanguageModel, detach_hidden
-from .batching import ClassificationBatches
 from .classifier import TextClassifier
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .errors import UlmfitError
-from .evaluate import predict_proba
 from .runtime import Runtime
 
 
-def _device(rt: Runtime | None, device) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return rt.device if rt is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _device(rt: Runtime | None, device) -> torch.device | None:
+    return torch.device(device) if device is not None else (rt.device if rt is not None else None)
 
 
 def load_classifier(run_dir: Path, rt: Runtime | None = None, device=None) -> TextClassifier:
-    """A TextClassifier with its weights, `.tokenizer`, `.label_names` and `.config` attached, in eval mode."""
-    meta, config, state, tokenizer = ckpt.load_run(run_dir, stages=("classify",))
-    labels = meta.get("labels")
-    if not labels:
-        raise UlmfitError(f"{Path(run_dir) / ckpt.CONFIG_FILE} names no labels")
-    model = TextClassifier.from_config(config.model, len(labels), config.train)
-    ckpt.load_state_checked(model, state, Path(run_dir))
-    model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), config
-    return model.to(_device(rt, device)).eval()
+    """`TextClassifier.from_pretrained` on the device of `rt` (or `device`)."""
+    return TextClassifier.from_pretrained(run_dir, device=_device(rt, device))
 
 
 def load_language_model(run_dir: Path, rt: Runtime | None = None, device=None) -> LanguageModel:
-    """A LanguageModel with its weights, `.tokenizer` and `.stage_config` attached, in eval mode."""
-    meta, config, state, tokenizer = ckpt.load_run(run_dir, stages=("pretrain", "finetune"))
-    model = LanguageModel(config.model)
-    ckpt.load_state_checked(model, state, Path(run_dir))
-    model.tokenizer, model.stage_config = tokenizer, config
-    return model.to(_device(rt, device)).eval()
+    """`LanguageModel.from_pretrained` on the device of `rt` (or `device`)."""
+    return LanguageModel.from_pretrained(run_dir, device=_device(rt, device))
 
 
 def classifier_proba(model: TextClassifier, texts: list[str], batch_size: int = 64,
                      rt: Runtime | None = None) -> np.ndarray:
-    """(N, C) probabilities of one loaded classifier for `texts`, batched by length internally."""
-    rt = rt or Runtime(device=next(model.parameters()).device)
-    empty = [i for i, t in enumerate(texts) if not str(t).strip()]
-    if empty:
-        raise UlmfitError(f"{len(empty)} empty text(s) (first at position {empty[0] + 1}); nothing to classify")
-    if not texts:
-        return np.zeros((0, len(model.label_names)), dtype=np.float32)
-    encoded = [model.tokenizer.encode_document(str(t)) for t in texts]
-    offsets = np.cumsum([0] + [len(e) for e in encoded])
-    ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(offsets[-1]))
-    batches = ClassificationBatches(ids, offsets, None, batch_size, shuffle=False, seed=0,
-                                    backwards=model.stage_config.train.backwards)
-    return predict_proba(model, batches, rt, len(texts))
+    """(N, C) probabilities of one loaded classifier for `texts`: `model.predict_proba` under `rt`."""
+    return model.predict_proba(texts, batch_size, rt)
 
 
 def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64,
                    rt: Runtime | None = None) -> tuple[np.ndarray, list[str]]:
     """Average the probabilities of several classifier dirs, which must share their label names."""
-    rt = rt or Runtime(device=_device(None, None))
+    rt = rt or Runtime(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     total, names = None, None
     for run_dir in run_dirs:
         model = load_classifier(run_dir, rt)

@@ -3,7 +3,9 @@
     pretrain(config, data, out)            general-domain LM (ULMFiT §3.1): tokenizer + AWD-LSTM on e.g. WikiText
     finetune(config, pretrained, data, out)  target-task LM fine-tuning (§3.2): discriminative LR + STLR
     classify(config, lm_dir, data, out)     classifier fine-tuning (§3.3): concat pooling, BPT3C, gradual unfreezing
+    evaluate(run_dir, texts, labels)        a classify run's accuracy, macro-F1, per-class scores, confusion matrix
 
+`data` is a `DataSpec` (dataspec.py): a registry dataset, files, or texts in memory (`DataSpec.from_texts`).
 Each stage reads the previous stage's run dir and writes its own; an input dir is never overwritten.
 Every function returns a dict of results (the CLI prints it as the last line, in JSON).
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from .batching import ClassificationBatches, LMBatches
 from .classifier import TextClassifier
 from .config import StageConfig, validate
 from .corpus import load_corpus
+from .dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
 from .errors import UlmfitError
 from .evaluate import evaluate_lm, predict_proba
 from .metrics import classification_report
@@ -37,83 +39,7 @@ from .transfer import match_embeddings, vocabulary
 ARCH_FIELDS = ("vocab_size", "emb_size", "hidden_size", "n_layers", "tie_weights", "out_bias", "pad_id")
 
 
-@dataclass
-class DataSpec:
-    """Where a stage's text comes from: a registry dataset, or the user's own files."""
-    dataset: str | None = None
-    train: list[str] = field(default_factory=list)
-    valid: str | None = None
-    test: str | None = None
-    text_cols: list[str] = field(default_factory=lambda: ["text"])
-    label_col: str = "label"
-
-    def describe(self) -> str:
-        return self.dataset or ",".join(self.train)
-
-
 # ---- data -------------------------------------------------------------------------------------------------
-def lm_documents(data: DataSpec) -> dict[str, list[str]]:
-    """LM corpus splits (train, valid[, test]) as lists of documents."""
-    from . import datasets
-    if data.dataset:                       # labelled sets give their texts (+ IMDb's unsup reviews in train)
-        return {k: list(v) for k, v in datasets.load_lm_corpus(data.dataset).items()}
-    if not data.train:
-        raise UlmfitError("no training data: pass --dataset NAME or --train FILE")
-    train = [d for path in data.train for d in _read_any_text(Path(path), data)]
-    if data.valid:
-        valid = _read_any_text(Path(data.valid), data)
-    elif len(train) >= 20:                 # a seeded 10% of the documents
-        order = np.random.default_rng(0).permutation(len(train))
-        cut = len(train) // 10
-        valid, train = [train[i] for i in order[:cut]], [train[i] for i in order[cut:]]
-    else:                                  # few long documents (e.g. one file): the last 10% of the lines
-        lines = "\n".join(train).split("\n")
-        cut = len(lines) - max(1, len(lines) // 10)
-        if cut < 1:
-            raise UlmfitError("the training text is too short to hold out a validation part; pass --valid FILE")
-        train, valid = ["\n".join(lines[:cut])], ["\n".join(lines[cut:])]
-    return {"train": train, "valid": valid}
-
-
-def _read_any_text(path: Path, data: DataSpec) -> list[str]:
-    from . import readers
-    if not path.is_dir() and any(s in (".csv", ".tsv", ".jsonl", ".ndjson") for s in path.suffixes):
-        texts, _ = readers.read_labelled_file(path, data.text_cols, None)
-        return list(texts)
-    return list(readers.read_text_files([path]))        # a text file, or a folder of .txt files
-
-
-def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, tuple[list[str], list[str]]]:
-    """train / valid / test as (texts, labels); valid is carved from train (seeded) when the data has none."""
-    from . import datasets, readers
-    if data.dataset:
-        if data.dataset not in datasets.DATASETS or datasets.DATASETS[data.dataset].kind == "lm":
-            raise UlmfitError(f"{data.dataset!r} is not a labelled dataset; `ulmfit data list` shows the choices")
-        return datasets.load_labelled(data.dataset, seed=seed)
-    if not data.train:
-        raise UlmfitError("no training data: pass --dataset NAME or --train FILE --text-col C --label-col C")
-    # no per-file class check: a valid or test file may hold one class, and so may each of several train files;
-    # `classify` checks that the training labels, all files together, hold two classes or more
-    read = lambda p: readers.read_labelled_file(Path(p), data.text_cols, data.label_col,  # noqa: E731
-                                                need_two_classes=False)
-    texts, labels = [], []
-    for path in data.train:
-        t, y = read(path)
-        texts += list(t)
-        labels += [str(v) for v in y]
-    splits = {}
-    if data.valid:
-        splits["train"], splits["valid"] = (texts, labels), tuple(map(list, read(data.valid)))
-    else:
-        order = np.random.default_rng(seed).permutation(len(texts))
-        cut = max(1, int(round(len(texts) * valid_frac)))
-        pick = lambda idx: ([texts[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
-        splits["valid"], splits["train"] = pick(order[:cut]), pick(order[cut:])
-    if data.test:
-        splits["test"] = tuple(map(list, read(data.test)))
-    return splits
-
-
 def count_words(documents: list[str]) -> int:
     """Whitespace-separated words plus one end-of-line per line: the WikiText per-word convention."""
     return sum(len(line.split()) + 1 for doc in documents for line in doc.split("\n"))
@@ -350,3 +276,21 @@ def _eval_batches(encoded, cfg):
     ids, offsets, y = encoded
     return ClassificationBatches(ids, offsets, y, cfg.batch_size, shuffle=False, seed=cfg.seed,
                                  backwards=cfg.backwards)
+
+
+# ---- after training: scores on labelled texts ---------------------------------------------------------------
+def evaluate(run_dir: Path, texts, labels, batch_size: int = 64) -> dict:
+    """`metrics.classification_report` of the classify run in `run_dir` on texts and labels held in memory:
+    accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (`metrics.format_report` prints it).
+
+    Labels are compared as str, as in training; a label the model never saw is a UlmfitError.
+    """
+    data = texts_in_memory(texts, labels, "evaluation")
+    model = TextClassifier.from_pretrained(run_dir)
+    unknown = sorted(set(data.labels) - set(model.label_names))
+    if unknown:
+        raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "
+                          f"known labels: {model.label_names}")
+    index = {name: i for i, name in enumerate(model.label_names)}
+    predicted = model.predict_proba(data.texts, batch_size).argmax(1).tolist()
+    return classification_report([index[y] for y in data.labels], predicted, model.label_names)

@@ -6,7 +6,8 @@ trained on the corpus, with fixed special ids pad=0 unk=1 bos=2 eos=3 and the pr
 user-defined pieces. A document is BOS + pieces(line1) + EOS + pieces(line2) + EOS + ... (EOS = end of line;
 lines are `doc.split("\\n")` after the pre-rules, blank ones included, so HTML breaks become EOS too).
 
-A whole corpus is numericalised into memory-mapped arrays by `corpus.py` (`Tokenizer.encode_corpus`).
+A whole corpus is numericalised into memory-mapped arrays by `Tokenizer.encode_corpus`, which hands the
+tokenizer to `corpus.py` (the on-disk format and the worker processes; it calls back `encode_documents`).
 """
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from typing import Iterable, Iterator
 import numpy as np
 import sentencepiece as spm
 
-from .checkpoint import atomic_write_bytes
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig
+from .corpus import write_corpus
 from .errors import UlmfitError
+from .files import atomic_write_bytes
 
 # ---- fastai-style pre-rules -------------------------------------------------------------------------------
 # after fastai.text.core: fix_html, replace_rep, replace_wrep, replace_all_caps, replace_maj
@@ -182,7 +184,11 @@ class Tokenizer:
 
     def encode_document(self, doc: str) -> list[int]:
         """BOS + pieces of each line of `doc` (blank lines too), each followed by EOS (the contract)."""
-        return encode_docs(self.sp, [doc], self.pre_rules)[0]
+        return self.encode_documents([doc])[0]
+
+    def encode_documents(self, docs: list[str]) -> list[list[int]]:
+        """`encode_document` of each of `docs`, in one SentencePiece call (what a corpus chunk is encoded with)."""
+        return encode_docs(self.sp, docs, self.pre_rules)
 
     def decode(self, ids) -> str:
         """Text back from ids: drops pad/bos, eos -> newline, undoes the pre-rules."""
@@ -202,7 +208,6 @@ class Tokenizer:
     def encode_corpus(self, documents: Iterable[str], prefix: Path, processes: int = 1,
                       desc: str = "tokenize", chunk_chars: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
         """Numericalise `documents` into <prefix>.ids.npy/.offsets.npy; return memmaps (see `corpus.write_corpus`)."""
-        from .corpus import write_corpus          # local: corpus.py builds on this module
         return write_corpus(self, documents, prefix, processes, desc, chunk_chars)
 
 

@@ -1,0 +1,95 @@
+"""Crash-safe files: atomic writes, weights-only tensor loads and JSON, each failure one readable line.
+
+Every write goes to a temp file in the same dir, is fsync'ed and then renamed over the target, so a crash
+mid-write never leaves a corrupt file under the real name. Tensors are read back with
+torch.load(weights_only=True), so a file carrying pickled code is refused, never run.
+
+These helpers know nothing of runs, models or tokenizers, and import nothing of ulmfit's but its error type, so
+that the tokenizer and the run dirs (checkpoint.py) can both write through them without importing each other.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from .errors import UlmfitError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one.
+
+    The file gets the mode open() would give it (0o666 & ~umask): tempfile.mkstemp would make it 0600 whatever
+    the umask, and the rename keeps the mode, so a teammate could not read the run dir.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):                  # a unique name in the same dir (the rename must not cross filesystems)
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
+    else:
+        raise UlmfitError(f"could not write {path}: no free temporary name in {path.parent}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:            # also a KeyboardInterrupt mid-write: never leave the temp file behind
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
+        raise
+    try:                                  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        os.fsync(dir_fd)
+        os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def save_tensors(path: Path, obj) -> None:
+    """torch.save `obj` (tensors, numbers, strings, lists, dicts only) atomically."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_tensors(path: Path, map_location="cpu"):
+    """torch.load with weights_only=True: a file that carries pickled code is refused, never executed."""
+    path = Path(path)
+    if not path.is_file():
+        raise UlmfitError(f"{path} is missing")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise UlmfitError(f"{path} is refused: it holds pickled objects that are not plain tensors "
+                          f"({first[:160]}); only state_dict checkpoints are loaded") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        raise UlmfitError(f"{path} is not a readable checkpoint (truncated or corrupt: "
+                          f"{str(e).splitlines()[0][:160]})") from None
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UlmfitError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UlmfitError(f"{path} is not valid JSON ({e})") from None
