@@ -145,7 +145,7 @@ def _without_cuda(monkeypatch, argv):
 def _full_disk(r, tmp, monkeypatch):
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(ckpt.os, "fsync", no_space)
+    monkeypatch.setattr(os, "fsync", no_space)
     return ["finetune", "--pretrained", str(r.pre), "--train", *r.txts, "--out", str(tmp / "out"), "--max-steps",
             "1", *TRAIN]
 
@@ -153,7 +153,7 @@ def _full_disk(r, tmp, monkeypatch):
 def _full_disk_predictions(r, tmp, monkeypatch):
     _write_csv(tmp / "in.csv", [("a good film", "pos")])
     (tmp / "pred.csv").write_text("old predictions\n")
-    monkeypatch.setattr(ckpt.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space")))
+    monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space")))
     return ["predict", str(r.cls), "--file", str(tmp / "in.csv"), "--out", str(tmp / "pred.csv")]
 
 

@@ -156,11 +156,11 @@ class TestPipeline:
         np.testing.assert_allclose(written, mean, atol=2e-6)
 
     def test_predict_file_writes_a_csv(self, runs, capsys):
-        """predict --file in.csv --out out.csv writes one row per text with its label and probabilities."""
+        """predict --file in.csv --out out.csv writes one row per text: its columns, the prediction, probabilities."""
         assert main(["predict", str(runs / "cls"), "--file", str(runs / "test.csv"),
                      "--out", str(runs / "pred.csv")]) == 0
         lines = (runs / "pred.csv").read_text().splitlines()
-        assert lines[0] == "text,label,p_food,p_sport" and len(lines) == 61
+        assert lines[0] == "text,label,prediction,probability,p_food,p_sport" and len(lines) == 61
 
     def test_greedy_generation_ignores_the_seed(self, runs, capsys):
         """With temperature 0 decoding is greedy, so two seeds give the same text."""

@@ -1,9 +1,11 @@
 """Tests for ulmfit/readers.py: a user's CSV/TSV/JSONL/class-folder/plain-text data, one-line errors."""
 import gzip
 import json
+import warnings
 
 import pytest
 
+from ulmfit import readers
 from ulmfit.errors import UlmfitError
 from ulmfit.readers import read_labelled_file, read_text_files, read_utf8
 
@@ -99,6 +101,50 @@ class TestLabelledErrors:
     def test_unknown_format(self, tmp_path):
         """An unknown suffix lists the supported formats."""
         one_line_error(read_labelled_file, write(tmp_path / "d.xlsx", "x"), match="unknown format")
+
+
+class TestMisnamedDelimiters:
+    def test_tab_separated_csv_is_read_as_tsv(self, tmp_path):
+        """A .csv whose header line has tabs and no commas is read as TSV, with a warning that says to rename it."""
+        f = write(tmp_path / "d.csv", "text\tlabel\nx, y\tpos\nz\tneg\n")
+        with pytest.warns(UserWarning, match=r"looks tab-separated.*rename it \.tsv"):
+            assert read_labelled_file(f) == (["x, y", "z"], ["pos", "neg"])
+
+    def test_comma_separated_tsv_is_read_as_csv(self, tmp_path):
+        """The reverse: a .tsv whose header line has commas and no tabs is read as CSV, with a warning."""
+        f = write(tmp_path / "d.tsv", "text,label\na,pos\nb,neg\n")
+        with pytest.warns(UserWarning, match=r"looks comma-separated.*rename it \.csv"):
+            assert read_labelled_file(f) == (["a", "b"], ["pos", "neg"])
+
+    def test_one_column_csv_is_left_alone(self, tmp_path):
+        """A one-column CSV (no tab, no comma in its header) is read as CSV without a warning."""
+        f = write(tmp_path / "d.csv", "text\nhello\tthere\n")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert read_labelled_file(f, "text", None) == (["hello\tthere"], [])
+
+
+class TestForPrediction:
+    def test_keeps_every_column(self, tmp_path):
+        """The rows keep every input column, in the file's order, beside the texts to classify."""
+        f = write(tmp_path / "d.csv", "id,title,body,source\n7,Hi,there,web\n8,Yo,you,mail\n")
+        texts, rows, header = readers.read_for_prediction(f, ["title", "body"])
+        assert texts == ["Hi\nthere", "Yo\nyou"]
+        assert header == ["id", "title", "body", "source"] and rows[1]["source"] == "mail"
+
+    def test_text_file_is_a_text_per_line(self, tmp_path):
+        """A .txt file gives one text per non-empty line, in the column text."""
+        texts, rows, header = readers.read_for_prediction(write(tmp_path / "d.txt", "good film\n\nbad film\n"))
+        assert texts == ["good film", "bad film"] and header == ["text"] and rows[1] == {"text": "bad film"}
+
+    def test_class_folders_give_text_and_label(self, tmp_path):
+        """A folder per class gives the columns text and label (the folder name)."""
+        for label in ("neg", "pos"):
+            (tmp_path / label).mkdir()
+            write(tmp_path / label / "1.txt", f"a {label} review")
+        texts, rows, header = readers.read_for_prediction(tmp_path)
+        assert header == ["text", "label"] and rows == [{"text": t, "label": y} for t, y in
+                                                        zip(texts, ["neg", "pos"])]
 
 
 class TestTextFiles:

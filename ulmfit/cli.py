@@ -1,12 +1,17 @@
-"""Step 11: the command line. Parsing only: subcommand -> preset -> overrides -> a `pipeline` function.
+"""Step 11: the command line. Parsing only: argv -> argparse -> the subcommand's function in commands.py (which
+builds the config: preset, then flags, then --set overrides; and calls a `pipeline` function). Imports flow one
+way: cli -> commands, never back.
 
+    ulmfit --version | --help | COMMAND --help  (each command's help ends with examples)
     ulmfit data {list, download NAME}
     ulmfit tokenizer {train, encode}
     ulmfit pretrain | finetune | classify   [--preset P] [--out DIR] [--epochs N] [--max-steps N] [--seed N]
                                             [--threads N] [--precision fp32|bf16|fp16] [--resume | --force]
                                             [--set field=value ...] (--dataset NAME | --train FILE ...)
+                                            [--text-col C ...] [--label-col C (classify only)]
     ulmfit evaluate DIR [DIR ...] (--dataset NAME | --data FILE --text-col C --label-col C)
     ulmfit predict DIR [DIR ...] ("text" ... | --file in.csv --out out.csv)
+    ulmfit explain DIR "text" [--target LABEL] [--steps 48]
     ulmfit generate DIR "prompt" [--n-words 50] [--temperature 0.8] [--top-k 40] [--seed 0]
 
 A user error prints one line on stderr and exits with code 2; every command's last stdout line is one JSON object.
@@ -15,19 +20,93 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import json
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
-from .config import PRESET_NAMES, apply_overrides, preset
+from . import __version__
+from .config import PRESET_NAMES, preset
 from .errors import RunFinished, UlmfitError
+from .registry import DATASETS          # names only: the registry imports no torch, so --help stays fast
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks and appends "(default: X)" to an option with a fixed default. The options
+    whose default comes from the preset (None here) say so in their own help."""
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if (not action.option_strings or "(default" in text or default is None or default is False
+                or default == [] or default is argparse.SUPPRESS):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list) else default
+        return text + f" (default: {shown})".replace("%", "%%")
+
+    def add_argument(self, action):
+        super().add_argument(action)      # which measures a command name without its indent: "tokenizer" wrapped
+        if action.help is not argparse.SUPPRESS:
+            for sub in self._iter_indented_subactions(action):
+                self._action_max_length = max(self._action_max_length,
+                                              len(self._format_action_invocation(sub)) + self._current_indent)
+
+
+class _NoCommand(UlmfitError):
+    """`ulmfit` (or `ulmfit data`) without its command: the CLI prints that parser's help, then this one line."""
+
+    def __init__(self, parser, commands):
+        super().__init__(f"{_where(parser)}no {commands.dest} given: choose one of {', '.join(commands.choices)}")
+        self.help = parser.format_help()
+
+
+def _where(parser) -> str:
+    """"ulmfit classify" -> "classify: "; the top level adds nothing (the CLI prefixes every error "ulmfit: ")."""
+    sub = parser.prog.partition(" ")[2]
+    return f"{sub}: " if sub else ""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):            # one line, exit 2 (argparse's default prints the usage too)
-        raise UlmfitError(f"{self.prog}: {message}")
+    """A parsing error is one `UlmfitError` line naming the subcommand and its --help (argparse's default prints
+    the usage too, and its own "PROG: error:" prefix)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+    def add_subparsers(self, **kwargs):
+        self._commands = super().add_subparsers(**kwargs)
+        return self._commands
+
+    def error(self, message):
+        commands = getattr(self, "_commands", None)
+        if commands is not None and message.endswith(f"required: {commands.metavar or commands.dest}"):
+            raise _NoCommand(self, commands)
+        raise UlmfitError(f"{_where(self)}{message} (see `{self.prog} --help`)")
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(sub, name: str, summary: str, *examples: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help repeats its one-line summary and ends with example command lines."""
+    return sub.add_parser(name, help=summary, description=summary, epilog=_examples(*examples))
+
+
+def _preset_default(stage: str, field: str, show=str) -> str:
+    """The help's "(default: ...)" of a flag that, when absent, leaves the preset's value of train.<field>."""
+    values = {name: str(show(getattr(preset(name, stage).train, field))) for name in PRESET_NAMES}
+    if len(set(values.values())) == 1:
+        return f"(default: {values[PRESET_NAMES[0]]} in every preset)"
+    return "(default: from the preset: " + ", ".join(f"{n} {v}" for n, v in values.items()) + ")"
+
+
+def _dataset_help(kinds: tuple[str, ...]) -> str:
+    names = [name for name, spec in DATASETS.items() if spec.kind in kinds]
+    return f"a registry dataset: {', '.join(names)} (`ulmfit data list` shows sizes and licences)"
 
 
 def _positive_int(text: str) -> int:
@@ -41,24 +120,35 @@ def _positive_int(text: str) -> int:
 
 
 def _add_data_args(p, labelled: bool) -> None:
+    """--label-col only where labels are read (classify); the LM stages read text columns only."""
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", help="a registry name (see `ulmfit data list`)")
-    g.add_argument("--train", nargs="+", default=[], metavar="FILE", help="your own file(s): CSV/TSV/JSONL/text/folder")
+    g.add_argument("--dataset", metavar="NAME",
+                   help=_dataset_help(("labelled",) if labelled else ("lm", "labelled"))
+                   + ("" if labelled else "; a labelled dataset gives its texts"))
+    g.add_argument("--train", nargs="+", default=[], metavar="FILE",
+                   help="your own file(s): " + ("CSV/TSV/JSONL or a folder per class" if labelled
+                                                else "text files, folders of .txt, CSV/TSV/JSONL"))
     g.add_argument("--valid", metavar="FILE", help="validation file (default: a seeded split of --train)")
     if labelled:
         g.add_argument("--test", metavar="FILE", help="test file, evaluated at the end")
-    g.add_argument("--text-col", nargs="+", default=["text"], metavar="C", help="text column(s), joined")
-    g.add_argument("--label-col", default="label", metavar="C")
+    g.add_argument("--text-col", nargs="+", default=["text"], metavar="C",
+                   help="text column(s) of a CSV/TSV/JSONL file, joined with a newline")
+    if labelled:
+        g.add_argument("--label-col", default="label", metavar="C", help="label column of a CSV/TSV/JSONL file")
 
 
 def _add_training_args(p, stage: str) -> None:
-    p.add_argument("--preset", default="small", choices=PRESET_NAMES, help="sizes and defaults (default: small)")
-    p.add_argument("--out", required=True, type=Path, help="output run dir")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--max-steps", type=int, help="stop after N optimiser steps (smoke runs)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--preset", default="small", choices=PRESET_NAMES,
+                   help="model sizes and training settings: paper (the GPU recipe), small (a CPU run), tiny (smoke)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output run dir")
+    p.add_argument("--epochs", type=int, metavar="N", help="training epochs " + _preset_default(stage, "epochs"))
+    p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimiser steps (smoke runs) "
+                   + _preset_default(stage, "max_steps", lambda v: v or "no limit"))
+    p.add_argument("--seed", type=int, metavar="N", help="seed of every random draw " + _preset_default(stage, "seed"))
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads " + _preset_default(stage, "threads", lambda v: v or "torch's choice"))
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="fp32, or bf16/fp16 mixed precision " + _preset_default(stage, "precision"))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
@@ -68,83 +158,106 @@ def _add_training_args(p, stage: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ulmfit", description="ULMFiT: pretrain, fine-tune and classify with an AWD-LSTM.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    data = sub.add_parser("data", help="list and download registry datasets")
-    dsub = data.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    dsub.add_parser("list", help="the registry, with sizes and licences")
-    dl = dsub.add_parser("download", help="fetch a dataset into the cache (from ULMFIT_MIRROR when set)")
-    dl.add_argument("name")
-    tok = sub.add_parser("tokenizer", help="train or try a SentencePiece tokenizer")
-    tsub = tok.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    tt = tsub.add_parser("train", help="train a tokenizer on a corpus")
-    tt.add_argument("--out", required=True, type=Path)
-    tt.add_argument("--preset", default="small", choices=PRESET_NAMES)
-    tt.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    parser = _Parser(prog="ulmfit", description="ULMFiT: pretrain, fine-tune and classify with an AWD-LSTM.",
+                     epilog=_examples("ulmfit data list",
+                                      "ulmfit pretrain --dataset wikitext2 --out runs/pre",
+                                      "ulmfit finetune --pretrained runs/pre --dataset clickbait --out runs/ft",
+                                      "ulmfit classify --finetuned runs/ft --dataset clickbait --out runs/cls",
+                                      "ulmfit predict runs/cls \"You won't believe what happened next\"")
+                     + "\n\n`ulmfit COMMAND --help` shows a command's options and examples.")
+    parser.add_argument("--version", action="version", version=f"ulmfit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    data = _command(sub, "data", "list and download registry datasets",
+                    "ulmfit data list", "ulmfit data download clickbait")
+    dsub = data.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    _command(dsub, "list", "the registry, with sizes and licences", "ulmfit data list")
+    dl = _command(dsub, "download", "fetch a dataset into the cache (from ULMFIT_MIRROR when set)",
+                  "ulmfit data download clickbait", "ULMFIT_MIRROR=/data/mirror ulmfit data download wikitext2")
+    dl.add_argument("name", metavar="NAME", help=_dataset_help(("lm", "labelled")))
+    tok = _command(sub, "tokenizer", "train or try a SentencePiece tokenizer",
+                   "ulmfit tokenizer train --dataset wikitext2 --out runs/tok",
+                   "ulmfit tokenizer encode runs/tok \"A gripping film\"")
+    tsub = tok.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    tt = _command(tsub, "train", "train a tokenizer on a corpus",
+                  "ulmfit tokenizer train --dataset wikitext2 --out runs/tok",
+                  "ulmfit tokenizer train --train corpus/ --out runs/tok --set tokenizer.vocab_size=4000")
+    tt.add_argument("--out", required=True, type=Path, metavar="DIR", help="output dir for tokenizer.model")
+    tt.add_argument("--preset", default="small", choices=PRESET_NAMES, help="its vocabulary size and model type")
+    tt.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a config field, e.g. --set tokenizer.vocab_size=4000")
     _add_data_args(tt, labelled=False)
-    te = tsub.add_parser("encode", help="show the pieces of a text")
-    te.add_argument("dir", type=Path)
-    te.add_argument("text")
-    p = sub.add_parser("pretrain", help="stage 1: general-domain LM (ULMFiT §3.1)")
+    te = _command(tsub, "encode", "show the pieces of a text", "ulmfit tokenizer encode runs/pre \"A gripping film\"")
+    te.add_argument("dir", type=Path, metavar="DIR", help="a dir with tokenizer.model (a tokenizer or any run dir)")
+    te.add_argument("text", help="the text to encode")
+    p = _command(sub, "pretrain", "stage 1: general-domain LM (ULMFiT §3.1)",
+                 "ulmfit pretrain --dataset wikitext2 --out runs/pre",
+                 "ulmfit pretrain --train corpus/ --preset tiny --max-steps 50 --out runs/smoke",
+                 "ulmfit pretrain --dataset wikitext2 --out runs/pre --resume      # continue after a stop")
     _add_training_args(p, "pretrain")
-    p.add_argument("--tokenizer", type=Path, help="a dir with tokenizer.model to reuse instead of training one")
-    p = sub.add_parser("finetune", help="stage 2: target-task LM fine-tuning (§3.2)")
+    p.add_argument("--tokenizer", type=Path, metavar="DIR",
+                   help="a dir with tokenizer.model to reuse instead of training one")
+    p = _command(sub, "finetune", "stage 2: target-task LM fine-tuning (§3.2)",
+                 "ulmfit finetune --pretrained runs/pre --dataset clickbait --out runs/ft",
+                 "ulmfit finetune --pretrained runs/pre --train reviews.csv --text-col title body --out runs/ft")
     _add_training_args(p, "finetune")
-    p.add_argument("--pretrained", required=True, type=Path)
-    p = sub.add_parser("classify", help="stage 3: classifier with gradual unfreezing (§3.3)")
+    p.add_argument("--pretrained", required=True, type=Path, metavar="DIR", help="a pretrain run dir")
+    p = _command(sub, "classify", "stage 3: classifier with gradual unfreezing (§3.3)",
+                 "ulmfit classify --finetuned runs/ft --dataset clickbait --out runs/cls",
+                 "ulmfit classify --finetuned runs/ft --train train.csv --test test.csv --label-col stars "
+                 "--out runs/cls",
+                 "ulmfit classify --pretrained runs/pre --dataset clickbait --strategy full --out runs/cls-full")
     _add_training_args(p, "classify")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--finetuned", type=Path, help="a finetune run dir")
-    src.add_argument("--pretrained", type=Path, help="a pretrain run dir (skips stage 2)")
+    src.add_argument("--finetuned", type=Path, metavar="DIR", help="a finetune run dir")
+    src.add_argument("--pretrained", type=Path, metavar="DIR", help="a pretrain run dir (skips stage 2)")
     src.add_argument("--from-classifier", type=Path, metavar="DIR",
                      help="a classify run dir: start from its encoder (e.g. an IMDb sentiment model for a small "
                           "review dataset); the head starts afresh")
-    p.add_argument("--strategy", choices=("gradual", "full", "frozen", "chain-thaw"))
+    p.add_argument("--strategy", choices=("gradual", "full", "frozen", "chain-thaw"),
+                   help="which layers train when: gradual unfreezing (§3.3), all at once (full), the head only "
+                        "(frozen) or chain-thaw " + _preset_default("classify", "strategy"))
     p.add_argument("--no-pretraining", action="store_true", help="random encoder weights (ablation baseline)")
-    p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class scores, confusion matrix")
-    p.add_argument("dirs", nargs="+", type=Path, help="classifier dir(s); several are ensembled")
-    p.add_argument("--dataset")
-    p.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    p.add_argument("--data", type=Path, metavar="FILE")
-    p.add_argument("--text-col", nargs="+", default=["text"], metavar="C")
-    p.add_argument("--label-col", default="label", metavar="C")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p = sub.add_parser("predict", help="labels with probabilities")
-    p.add_argument("dirs", nargs="+", help="classifier dir(s), then the texts (or use --file)")
-    p.add_argument("--file", type=Path, help="CSV/TSV/JSONL/text file of texts")
-    p.add_argument("--out", type=Path, help="CSV to write (with --file)")
-    p.add_argument("--text-col", nargs="+", default=["text"], metavar="C")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p = sub.add_parser("generate", help="sample text from an LM dir")
-    p.add_argument("dir", type=Path)
-    p.add_argument("prompt")
-    p.add_argument("--n-words", type=int, default=50)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
+    p = _command(sub, "evaluate", "accuracy, macro-F1, per-class scores, confusion matrix",
+                 "ulmfit evaluate runs/cls --dataset clickbait",
+                 "ulmfit evaluate runs/cls runs/cls-bwd --data test.csv --label-col stars    # an ensemble")
+    p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="classifier dir(s); several are ensembled")
+    p.add_argument("--dataset", metavar="NAME", help=_dataset_help(("labelled",)))
+    p.add_argument("--split", default="test", choices=("train", "valid", "test"), help="the split of --dataset")
+    p.add_argument("--data", type=Path, metavar="FILE", help="your own labelled CSV/TSV/JSONL file or class folders")
+    p.add_argument("--text-col", nargs="+", default=["text"], metavar="C",
+                   help="text column(s) of --data, joined with a newline")
+    p.add_argument("--label-col", default="label", metavar="C", help="label column of --data")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="texts per forward pass")
+    p = _command(sub, "predict", "labels with probabilities",
+                 "ulmfit predict runs/cls \"A gripping film\" \"A dull film\"",
+                 "ulmfit predict runs/cls --file new.csv                      # one line per text",
+                 "ulmfit predict runs/cls runs/cls-bwd --file new.csv --out predictions.csv")
+    p.add_argument("dirs", nargs="+", metavar="DIR_OR_TEXT", help="classifier dir(s), then the texts (or use --file)")
+    p.add_argument("--file", type=Path, help="CSV/TSV/JSONL file, folder per class, or .txt (a text per line)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="with --file: write the input's columns plus prediction, probability and p_<label> "
+                        "(CSV; TSV or JSONL by suffix)")
+    p.add_argument("--text-col", nargs="+", default=["text"], metavar="C",
+                   help="text column(s) of --file, joined with a newline")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="texts per forward pass")
+    p = _command(sub, "explain", "why this label: per-token integrated-gradients attributions",
+                 "ulmfit explain runs/cls \"A gripping film\"",
+                 "ulmfit explain runs/cls \"A gripping film\" --target neg --steps 96")
+    p.add_argument("dir", type=Path, help="a classifier dir")
+    p.add_argument("text", help="the text to explain")
+    p.add_argument("--target", metavar="LABEL", help="explain this label instead of the predicted one")
+    p.add_argument("--steps", type=_positive_int, default=48, help="integration steps (more: a smaller gap)")
+    p = _command(sub, "generate", "sample text from an LM dir",
+                 "ulmfit generate runs/ft \"The film\" --n-words 30",
+                 "ulmfit generate runs/ft \"The film\" --temperature 0               # greedy")
+    p.add_argument("dir", type=Path, metavar="DIR", help="a pretrain or finetune run dir")
+    p.add_argument("prompt", help="the text to continue")
+    p.add_argument("--n-words", type=int, default=50, metavar="N", help="words to add")
+    p.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                   help="softmax temperature; 0 picks the likeliest token every time")
+    p.add_argument("--top-k", type=int, default=40, metavar="K", help="sample among the K likeliest tokens (0: all)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="sampling seed")
     return parser
-
-
-def stage_config(args, stage: str):
-    """Preset, then the dedicated flags, then --set overrides (type-checked)."""
-    overrides = list(args.overrides)
-    for flag, name in (("epochs", "epochs"), ("max_steps", "max_steps"), ("seed", "seed"), ("threads", "threads"),
-                       ("precision", "precision"), ("strategy", "strategy")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides.insert(0, f"train.{name}={value}")
-    for flag in ("backwards", "no_pretraining"):
-        if getattr(args, flag, False):
-            overrides.insert(0, f"train.{flag}=true")
-    return apply_overrides(preset(args.preset, stage), overrides)
-
-
-def _data_spec(args):
-    from .pipeline import DataSpec
-    if args.dataset and args.train:
-        raise UlmfitError("pass either --dataset or --train, not both")
-    return DataSpec(dataset=args.dataset, train=list(args.train), valid=args.valid, test=getattr(args, "test", None),
-                    text_cols=list(args.text_col), label_col=args.label_col)
 
 
 def run(args) -> dict:
@@ -175,11 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     os._exit(code)
 
 
+def _format_warning(python_format, message, category, filename, lineno, line=None):
+    """ulmfit's own warnings print as one line, like its errors; any other keeps Python's two-line format."""
+    if Path(filename).resolve().parent == Path(__file__).resolve().parent:
+        return f"ulmfit: warning: {message}\n"
+    return python_format(message, category, filename, lineno, line)
+
+
 def _main(argv: list[str] | None) -> int:
     try:                                  # not in the main thread (e.g. a notebook worker): keep the default
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:
         previous = None
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = functools.partial(_format_warning, previous_format)
     try:
         args = build_parser().parse_args(argv)
         result = run(args)
@@ -188,6 +310,10 @@ def _main(argv: list[str] | None) -> int:
         from .checkpoint import CONFIG_FILE, read_json
         result = {"out": str(e.out_dir), "finished": True,
                   **read_json(Path(e.out_dir) / CONFIG_FILE).get("results", {})}
+    except _NoCommand as e:              # bare `ulmfit` (or `ulmfit data`): the commands, then the error line
+        print(e.help, file=sys.stderr)
+        print(f"ulmfit: error: {e}", file=sys.stderr)
+        return 2
     except UlmfitError as e:
         print(f"ulmfit: error: {e}", file=sys.stderr)
         return 2
@@ -203,6 +329,7 @@ def _main(argv: list[str] | None) -> int:
         print("ulmfit: terminated (SIGTERM)", file=sys.stderr)
         return 143
     finally:
+        warnings.formatwarning = previous_format
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if result is not None and os.environ.get("RANK", "0") == "0":     # under torchrun, one result line

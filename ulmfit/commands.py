@@ -5,10 +5,33 @@ import csv
 import sys
 from pathlib import Path
 
-from .cli import _data_spec, stage_config
 from .config import apply_overrides, preset
 from .errors import UlmfitError
 from .train import Interrupted
+
+
+# ---- flags -> a stage's config and data (here, not in cli.py: cli imports this module, never the reverse) ----
+def stage_config(args, stage: str):
+    """Preset, then the dedicated flags, then --set overrides (type-checked)."""
+    overrides = list(args.overrides)
+    for flag, name in (("epochs", "epochs"), ("max_steps", "max_steps"), ("seed", "seed"), ("threads", "threads"),
+                       ("precision", "precision"), ("strategy", "strategy")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.insert(0, f"train.{name}={value}")
+    for flag in ("backwards", "no_pretraining"):
+        if getattr(args, flag, False):
+            overrides.insert(0, f"train.{flag}=true")
+    return apply_overrides(preset(args.preset, stage), overrides)
+
+
+def _data_spec(args):
+    """--label-col exists only where labels are read (classify); the LM stages keep DataSpec's default."""
+    from .pipeline import DataSpec
+    if args.dataset and args.train:
+        raise UlmfitError("pass either --dataset or --train, not both")
+    return DataSpec(dataset=args.dataset, train=list(args.train), valid=args.valid, test=getattr(args, "test", None),
+                    text_cols=list(args.text_col), label_col=getattr(args, "label_col", "label"))
 
 
 def data(args) -> dict:
@@ -104,6 +127,8 @@ def evaluate(args) -> dict:
 
 
 def predict(args) -> dict:
+    """Texts as arguments: a line per text and every probability in the JSON. --file: a line per text (or the
+    --out file) and a JSON of counts only, however long the file."""
     from . import readers
     from .inference import ensemble_proba
     n_dirs = 0                            # the leading arguments that are dirs; "" is a text, not "."
@@ -115,7 +140,9 @@ def predict(args) -> dict:
     if args.file:
         if texts:
             raise UlmfitError("pass texts either as arguments or with --file, not both")
-        texts = list(readers.read_labelled_file(args.file, list(args.text_col), None)[0])
+        texts, rows, header = readers.read_for_prediction(args.file, list(args.text_col))
+        if args.out:
+            _refuse_taken_columns(args.file, header, PREDICTION_COLUMNS)      # before the models run
     elif args.out:
         raise UlmfitError("--out goes with --file")
     if not texts:
@@ -124,22 +151,60 @@ def predict(args) -> dict:
     predictions = [{"label": names[int(p.argmax())], "probabilities": {n: round(float(q), 6) for n, q in zip(names, p)}}
                    for p in probs]
     if args.out:
-        _write_predictions(args.out, texts, predictions, names)
-        return {"out": str(args.out), "n": len(texts)}
-    for text, pred in zip(texts, predictions):
-        print(f"{pred['label']}\t{pred['probabilities'][pred['label']]:.4f}\t{text[:80]}")
-    return {"predictions": predictions}
+        _write_predictions(args.out, args.file, rows, header, predictions, names)
+    else:
+        for text, pred in zip(texts, predictions):      # one line per text, however many lines the text has
+            print(f"{pred['label']}\t{pred['probabilities'][pred['label']]:.4f}\t{' '.join(text.split())[:80]}")
+    if not args.file:
+        return {"predictions": predictions}
+    counts = dict.fromkeys(names, 0)
+    for pred in predictions:
+        counts[pred["label"]] += 1
+    return {**({"out": str(args.out)} if args.out else {}), "n": len(texts), "labels": counts}
 
 
-def _write_predictions(path: Path, texts, predictions, names) -> None:
-    from .checkpoint import atomic_write_bytes
+PREDICTION_COLUMNS = ("prediction", "probability")      # then p_<label> for each class
+
+
+def _refuse_taken_columns(source, header: list[str], added) -> None:
+    taken = [c for c in added if c in header]
+    if taken:
+        raise UlmfitError(f"{source} already has a column {taken[0]!r}; predict --out adds the columns prediction, "
+                          "probability and p_<label> for each class: rename it in the input")
+
+
+def _write_predictions(path: Path, source, rows: list[dict], header: list[str], predictions, names) -> None:
+    """Every input column, then prediction, probability (of the prediction) and p_<label> for each class: CSV,
+    or TSV / JSONL by the suffix of `path`."""
     import io
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["text", "label"] + [f"p_{n}" for n in names])
-    for text, pred in zip(texts, predictions):
-        writer.writerow([text, pred["label"]] + [pred["probabilities"][n] for n in names])
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    import json
+    from .checkpoint import atomic_write_bytes
+    added = [*PREDICTION_COLUMNS, *(f"p_{n}" for n in names)]
+    _refuse_taken_columns(source, header, added)
+    table = [{**{c: row[c] for c in header if c in row}, "prediction": pred["label"],
+              "probability": pred["probabilities"][pred["label"]],
+              **{f"p_{n}": pred["probabilities"][n] for n in names}} for row, pred in zip(rows, predictions)]
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in table)
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter="\t" if suffix == ".tsv" else ",")
+        writer.writerow(header + added)
+        for row in table:                 # JSONL input: a nested value is written as JSON
+            writer.writerow([json.dumps(v) if isinstance(v, (dict, list)) else v
+                             for v in (row.get(c) for c in header + added)])
+        data = buffer.getvalue()
+    atomic_write_bytes(path, data.encode("utf-8"))
+
+
+def explain(args) -> dict:
+    from .explain import attributions, to_text
+    from .inference import load_classifier
+    expl = attributions(load_classifier(args.dir), args.text, target=args.target, steps=args.steps)
+    print(to_text(expl))
+    return {"label": expl.label, "probability": round(expl.probability, 6), "tokens": expl.tokens,
+            "scores": [round(s, 6) for s in expl.scores], "delta": round(expl.delta, 6)}
 
 
 def generate(args) -> dict:

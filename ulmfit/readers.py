@@ -1,7 +1,8 @@
 """Step 0 of the pipeline for a user's own data: files -> texts (+ string labels), with one-line errors.
 
 Formats (issue 2, "A user's own data"):
-- CSV / TSV with a header: `text_cols` (one or several columns, joined with "\\n") and `label_col`;
+- CSV / TSV with a header: `text_cols` (one or several columns, joined with "\\n") and `label_col`; a .csv whose
+  header line is tab-separated (or a .tsv comma-separated) is read as what it is, with a one-line warning;
 - JSONL: one object per line with the same keys;
 - a folder per class (the aclImdb layout `root/<label>/*.txt`; an `unsup/` folder is skipped);
 - plain-text files for LM corpora (`read_text_files`).
@@ -17,6 +18,7 @@ import io
 import json
 import lzma
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -63,32 +65,57 @@ def read_labelled_file(path, text_cols: str | Sequence[str] = "text", label_col:
     `need_two_classes` refuses a file of one class, which cannot train a classifier; pass False for test or
     validation data (one class is legitimate there) or for one of several training files."""
     path = Path(path)
+    texts, labels, _ = _read_columns(path, text_cols, label_col)
+    if label_col is None:
+        labels = []
+    _check_labelled(path, texts, labels, need_labels=label_col is not None, need_two_classes=need_two_classes)
+    return texts, labels
+
+
+def read_for_prediction(path, text_cols: str | Sequence[str] = "text") -> tuple[list[str], list[dict], list[str]]:
+    """(texts, rows, header) for `ulmfit predict --file`: the texts to classify and every column of each input
+    row, which the predictions file keeps. A folder per class gives the columns text and label (the folder name);
+    a .txt file gives one text per non-empty line, in the column text."""
+    path = Path(path)
+    if path.is_file() and _base_suffix(path) == ".txt":
+        texts = read_text_files([path], split="line")
+        return texts, [{"text": t} for t in texts], ["text"]
+    texts, labels, table = _read_columns(path, text_cols, None)
+    _check_labelled(path, texts, [], need_labels=False, need_two_classes=False)
+    if table is None:
+        table = [{"text": t, "label": y} for t, y in zip(texts, labels)], ["text", "label"]
+    return texts, table[0], table[1]
+
+
+def read_table(path) -> tuple[list[dict], list[str]]:
+    """(rows, header) of a CSV/TSV/JSONL file: every column of every row, as the file has them."""
+    path = Path(path)
+    kind = _base_suffix(path)
+    if kind in (".csv", ".tsv"):
+        return _read_csv(path, "\t" if kind == ".tsv" else ",")
+    if kind in (".jsonl", ".ndjson"):
+        return _read_jsonl(path)
+    if not path.exists():
+        raise UlmfitError(f"no such file: {path}")
+    raise UlmfitError(f"{path}: unknown format {kind or '(no suffix)'}; use .csv, .tsv, .jsonl or a folder per class")
+
+
+def _read_columns(path: Path, text_cols, label_col) -> tuple[list[str], list[str], tuple | None]:
+    """(texts, labels, (rows, header)) of a file; a folder per class gives its folder names and no table."""
     if not path.exists():
         raise UlmfitError(f"no such file or folder: {path}")
     cols = [text_cols] if isinstance(text_cols, str) else list(text_cols)
     if not cols:
         raise UlmfitError("give at least one text column")
     if path.is_dir():
-        texts, labels = _read_class_folders(path)
-    else:
-        kind = _base_suffix(path)
-        if kind in (".csv", ".tsv"):
-            rows, header = _read_csv(path, "\t" if kind == ".tsv" else ",")
-        elif kind in (".jsonl", ".ndjson"):
-            rows, header = _read_jsonl(path)
-        else:
-            raise UlmfitError(f"{path}: unknown format {kind or '(no suffix)'}; use .csv, .tsv, .jsonl "
-                              "or a folder per class")
-        for col in cols + ([label_col] if label_col is not None else []):
-            if col not in header:
-                raise UlmfitError(f"{path} has no column {col!r}; available columns: "
-                                  f"{', '.join(map(str, header))}")
-        texts = ["\n".join(_cell(row.get(c)) for c in cols) for row in rows]
-        labels = [_cell(row.get(label_col)).strip() for row in rows] if label_col is not None else []
-    if label_col is None:
-        labels = []
-    _check_labelled(path, texts, labels, need_labels=label_col is not None, need_two_classes=need_two_classes)
-    return texts, labels
+        return (*_read_class_folders(path), None)
+    rows, header = read_table(path)
+    for col in cols + ([label_col] if label_col is not None else []):
+        if col not in header:
+            raise UlmfitError(f"{path} has no column {col!r}; available columns: {', '.join(map(str, header))}")
+    texts = ["\n".join(_cell(row.get(c)) for c in cols) for row in rows]
+    labels = [_cell(row.get(label_col)).strip() for row in rows] if label_col is not None else []
+    return texts, labels, (rows, header)
 
 
 def _cell(value) -> str:
@@ -96,9 +123,17 @@ def _cell(value) -> str:
 
 
 def _read_csv(path: Path, delimiter: str) -> tuple[list[dict], list[str]]:
+    """A header line with the other delimiter and none of this one (a TSV named .csv, or the reverse) is read
+    with the other delimiter, with a one-line warning: a one-column table whose name holds tabs is never meant."""
     text = read_utf8(path)
     if not text.strip():
         raise UlmfitError(f"{path} is empty")
+    header_line, other = text.split("\n", 1)[0], "," if delimiter == "\t" else "\t"
+    if delimiter not in header_line and other in header_line:
+        looks, lacks, kind = ("tab", "comma", "TSV") if other == "\t" else ("comma", "tab", "CSV")
+        warnings.warn(f"{path} looks {looks}-separated (its header line has {looks}s and no {lacks}s): reading it "
+                      f"as {kind}; rename it .{kind.lower()}", stacklevel=2)
+        delimiter = other
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
         header = list(reader.fieldnames or [])
