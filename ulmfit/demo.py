@@ -31,10 +31,11 @@ from .runtime import cpu_flags, cpu_name
 # its tokenizing is charged to it) is its share of the time still left when it starts, so an overrun in one stage
 # (validation passes are not charged to a budget) is absorbed by the stages after it. A slower machine trains fewer
 # steps; the LR schedules follow the clock, so each stage still completes its whole STLR cycle.
+DEMO_SIZES = ["tokenizer.vocab_size=4000", "model.emb_size=128", "model.hidden_size=384"]
 DEMO = {
-    "pretrain": ("small", ["epochs=1", "eval_tokens=60000"], 0.33),
-    "finetune": ("small", ["epochs=3"], 0.25),
-    "classify": ("small", ["epochs=4"], 0.42),
+    "pretrain": ("small", ["epochs=1", "eval_tokens=60000", *DEMO_SIZES], 0.22),
+    "finetune": ("small", ["epochs=2", "freeze_first_epoch=false"], 0.26),
+    "classify": ("small", ["epochs=4"], 0.52),
 }
 DEMO_MINUTES = 14.0
 # kept back from the last stage for what follows its training: validation passes, the test set, the report
