@@ -186,7 +186,7 @@ class TestLabelCol:
 def model_dir(tmp_path, monkeypatch):
     from ulmfit import inference
 
-    def proba(dirs, texts, batch_size=64, rt=None):
+    def proba(dirs, texts, batch_size=64, rt=None, baseline=True):
         return np.array([[0.1, 0.9] if "good" in t else [0.8, 0.2] for t in texts]), ["neg", "pos"]
     monkeypatch.setattr(inference, "ensemble_proba", proba)
     (tmp_path / "cls").mkdir()

@@ -109,12 +109,13 @@ class TestPipeline:
         assert hashlib.sha256((runs / "pre" / "model.pt").read_bytes()).hexdigest() == before
 
     def test_evaluate_ends_with_a_json_line(self, runs, capsys):
-        """evaluate's JSON line scores the model's own predictions: its accuracy is the one recomputed from
-        classifier_proba, and the one classify itself reported for --test."""
-        assert main(["evaluate", str(runs / "cls"), "--data", str(runs / "test.csv")]) == 0
+        """evaluate's JSON line scores the model's own predictions (--no-baseline: whatever the run chose, see
+        test_run_report.py): its accuracy is the one recomputed from classifier_proba, and the one classify itself
+        reported for --test."""
+        assert main(["evaluate", str(runs / "cls"), "--data", str(runs / "test.csv"), "--no-baseline"]) == 0
         result = _last_json(capsys)
         texts, labels = read_labelled_file(runs / "test.csv")
-        model = load_classifier(runs / "cls")
+        model = load_classifier(runs / "cls", baseline=False)
         predicted = [model.label_names[i] for i in classifier_proba(model, texts).argmax(1)]
         assert result["n"] == 60
         assert result["accuracy"] == pytest.approx(np.mean([p == y for p, y in zip(predicted, labels)]))

@@ -16,7 +16,10 @@ state_dict.
 
 A trained classifier is used through this one class: `TextClassifier.from_pretrained(run_dir)` reads a `classify`
 run dir back (checkpoint.py), `.predict(texts)` gives labels with probabilities and `.predict_proba(texts)` the
-(N, C) array. The CLI's `predict` and `evaluate` (inference.py) call the same two methods.
+(N, C) array. The CLI's `predict` and `evaluate` (inference.py) call the same two methods. Where the run's report
+chose, on its validation split, to average in the run's TF-IDF + LR baseline (config.json: "baseline_ensemble",
+see run_report.py), `from_pretrained` loads that baseline too and `predict_proba` averages the two, unless
+`from_pretrained(..., baseline=False)`.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from torch import nn
 
 from . import evaluate
 from .awd_lstm import AWDLSTMEncoder, detach_hidden
+from .baseline import run_baseline
 from .batching import ClassificationBatches
 from .checkpoint import CONFIG_FILE, load_run, load_state_checked
 from .config import ModelConfig, TrainConfig
@@ -151,6 +155,7 @@ class TextClassifier(nn.Module):
         self.n_classes, self.bptt, self.max_len = n_classes, bptt, max_len
         self.encoder = AWDLSTMEncoder(model_config)
         self.head = PoolingHead(3 * model_config.emb_size, n_classes, head_hidden, head_dropouts)
+        self.baseline = None               # a baseline.TfidfLR whose probabilities predict_proba averages in
 
     @classmethod
     def from_config(cls, model_config: ModelConfig, n_classes: int,
@@ -161,9 +166,11 @@ class TextClassifier(nn.Module):
                    head_dropouts=(t.head_dropout, t.head_dropout_final))
 
     @classmethod
-    def from_pretrained(cls, run_dir, device: str | torch.device | None = None) -> "TextClassifier":
+    def from_pretrained(cls, run_dir, device: str | torch.device | None = None,
+                        baseline: bool = True) -> "TextClassifier":
         """Load a `classify` run dir in eval mode, with `.tokenizer`, `.label_names` and `.stage_config` attached;
-        on the GPU when there is one, unless `device` says otherwise."""
+        on the GPU when there is one, unless `device` says otherwise. With `baseline` (the default), also the
+        run's TF-IDF + LR baseline when the run chose to average it in (`.baseline`, else None)."""
         meta, stage_config, state, tokenizer = load_run(run_dir, stages=("classify",))
         labels = meta.get("labels")
         if not labels:
@@ -171,13 +178,15 @@ class TextClassifier(nn.Module):
         model = cls.from_config(stage_config.model, len(labels), stage_config.train)
         load_state_checked(model, state, Path(run_dir))
         model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), stage_config
+        model.baseline = run_baseline(run_dir, meta) if baseline else None
         return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, rt: Runtime | None = None) -> np.ndarray:
         """(N, C) class probabilities for `texts`, columns in the order of `.label_names`; batched by length.
 
         Needs a model loaded with `from_pretrained` (it carries the tokenizer). `rt` (the CLI's) sets the device
-        and mixed precision; by default the model's own device in fp32.
+        and mixed precision; by default the model's own device in fp32. With a `.baseline`, the mean of the
+        classifier's and the baseline's probabilities.
         """
         if getattr(self, "tokenizer", None) is None:
             raise UlmfitError("predict needs a classifier loaded with TextClassifier.from_pretrained(run_dir)")
@@ -193,7 +202,10 @@ class TextClassifier(nn.Module):
         batches = ClassificationBatches(ids, offsets, None, batch_size, shuffle=False, seed=0,
                                         backwards=self.stage_config.train.backwards)
         # the same no-grad loop that scores the test split during `classify`, so both give the same numbers
-        return evaluate.predict_proba(self, batches, rt or Runtime(device=next(self.parameters()).device), len(texts))
+        probs = evaluate.predict_proba(self, batches, rt or Runtime(device=next(self.parameters()).device), len(texts))
+        if self.baseline is not None:
+            probs = ((probs + self.baseline.predict_proba(texts)) / 2).astype(np.float32)
+        return probs
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
         """[{"label": ..., "probabilities": {label: p}}] for each text, from `predict_proba`."""

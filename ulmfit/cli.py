@@ -9,8 +9,8 @@ way: cli -> commands, never back.
                                             [--threads N] [--precision fp32|bf16|fp16] [--resume | --force]
                                             [--set field=value ...] (--dataset NAME | --train FILE ...)
                                             [--text-col C ...] [--label-col C (classify only)]
-    ulmfit evaluate DIR [DIR ...] (--dataset NAME | --data FILE --text-col C --label-col C)
-    ulmfit predict DIR [DIR ...] ("text" ... | --file in.csv --out out.csv)
+    ulmfit evaluate DIR [DIR ...] (--dataset NAME | --data FILE --text-col C --label-col C) [--no-baseline]
+    ulmfit predict DIR [DIR ...] ("text" ... | --file in.csv --out out.csv) [--no-baseline]
     ulmfit explain DIR "text" [--target LABEL] [--steps 48]
     ulmfit generate DIR "prompt" [--n-words 50] [--temperature 0.8] [--top-k 40] [--seed 0]
 
@@ -137,6 +137,12 @@ def _add_data_args(p, labelled: bool) -> None:
         g.add_argument("--label-col", default="label", metavar="C", help="label column of a CSV/TSV/JSONL file")
 
 
+def _add_no_baseline(p) -> None:
+    p.add_argument("--no-baseline", action="store_true",
+                   help="the classifier(s) alone, without the TF-IDF + LR baseline that a run averages in when its "
+                        "report found, on the validation split, that the mean beats both")
+
+
 def _add_training_args(p, stage: str) -> None:
     p.add_argument("--preset", default="small", choices=PRESET_NAMES,
                    help="model sizes and training settings: paper (the GPU recipe), small (a CPU run), tiny (smoke)")
@@ -228,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text column(s) of --data, joined with a newline")
     p.add_argument("--label-col", default="label", metavar="C", help="label column of --data")
     p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="texts per forward pass")
+    _add_no_baseline(p)
     p = _command(sub, "predict", "labels with probabilities",
                  "ulmfit predict runs/cls \"A gripping film\" \"A dull film\"",
                  "ulmfit predict runs/cls --file new.csv                      # one line per text",
@@ -240,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col", nargs="+", default=["text"], metavar="C",
                    help="text column(s) of --file, joined with a newline")
     p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="texts per forward pass")
+    _add_no_baseline(p)
     p = _command(sub, "explain", "why this label: per-token integrated-gradients attributions",
                  "ulmfit explain runs/cls \"A gripping film\"",
                  "ulmfit explain runs/cls \"A gripping film\" --target neg --steps 96")

@@ -114,7 +114,7 @@ def evaluate(args) -> dict:
         # one class is fine here: the two-class rule is for training data
         texts, labels = readers.read_labelled_file(args.data, list(args.text_col), args.label_col,
                                                    need_two_classes=False)
-    probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size)
+    probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size, baseline=not args.no_baseline)
     unknown = sorted({str(lab) for lab in labels} - set(names))
     if unknown:
         raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "
@@ -123,7 +123,18 @@ def evaluate(args) -> dict:
     report = classification_report([index[str(lab)] for lab in labels], probs.argmax(1).tolist(), names)
     print(format_report(report))
     return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"],
-            "models": [str(d) for d in args.dirs]}
+            "models": [str(d) for d in args.dirs], "baseline": _with_baseline(args.dirs, args.no_baseline)}
+
+
+def _with_baseline(dirs, off: bool) -> list[str]:
+    """The dirs whose TF-IDF + LR baseline is averaged in (their run chose it on validation), said on stderr."""
+    from .checkpoint import CONFIG_FILE, read_json
+    chosen = [] if off else [str(d) for d in dirs if (Path(d) / CONFIG_FILE).is_file()
+                             and read_json(Path(d) / CONFIG_FILE).get("baseline_ensemble") is True]
+    for d in chosen:
+        print(f"ulmfit: {d}: averaging in its TF-IDF + LR baseline, as its run chose on validation "
+              "(--no-baseline: the classifier alone)", file=sys.stderr)
+    return chosen
 
 
 def predict(args) -> dict:
@@ -147,7 +158,8 @@ def predict(args) -> dict:
         raise UlmfitError("--out goes with --file")
     if not texts:
         raise UlmfitError("no texts to classify: pass them after the model dir(s) or use --file")
-    probs, names = ensemble_proba(dirs, texts, args.batch_size)
+    probs, names = ensemble_proba(dirs, texts, args.batch_size, baseline=not args.no_baseline)
+    _with_baseline(dirs, args.no_baseline)
     predictions = [{"label": names[int(p.argmax())], "probabilities": {n: round(float(q), 6) for n, q in zip(names, p)}}
                    for p in probs]
     if args.out:
@@ -201,7 +213,7 @@ def _write_predictions(path: Path, source, rows: list[dict], header: list[str], 
 def explain(args) -> dict:
     from .explain import attributions, to_text
     from .inference import load_classifier
-    expl = attributions(load_classifier(args.dir), args.text, target=args.target, steps=args.steps)
+    expl = attributions(load_classifier(args.dir, baseline=False), args.text, target=args.target, steps=args.steps)
     print(to_text(expl))
     return {"label": expl.label, "probability": round(expl.probability, 6), "tokens": expl.tokens,
             "scores": [round(s, 6) for s in expl.scores], "delta": round(expl.delta, 6)}

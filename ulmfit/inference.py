@@ -6,7 +6,9 @@ take the CLI's Runtime (device and mixed precision).
 
 The ensemble (ULMFiT §3.3, "Bidirectional language model") averages the class probabilities of several classifier
 dirs — typically one trained on the forward stream and one on the backward stream; each dir's config says which
-way its model reads, so the texts are reversed for the backward one.
+way its model reads, so the texts are reversed for the backward one. A dir whose report chose to average in its
+TF-IDF + LR baseline (on validation, see run_report.py) contributes that mean; `baseline=False` (the CLI's
+--no-baseline) takes each classifier alone.
 """
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ def _device(rt: Runtime | None, device) -> torch.device | None:
     return torch.device(device) if device is not None else (rt.device if rt is not None else None)
 
 
-def load_classifier(run_dir: Path, rt: Runtime | None = None, device=None) -> TextClassifier:
-    """`TextClassifier.from_pretrained` on the device of `rt` (or `device`)."""
-    return TextClassifier.from_pretrained(run_dir, device=_device(rt, device))
+def load_classifier(run_dir: Path, rt: Runtime | None = None, device=None, baseline: bool = True) -> TextClassifier:
+    """`TextClassifier.from_pretrained` on the device of `rt` (or `device`), with the run's baseline if it chose it."""
+    return TextClassifier.from_pretrained(run_dir, device=_device(rt, device), baseline=baseline)
 
 
 def load_language_model(run_dir: Path, rt: Runtime | None = None, device=None) -> LanguageModel:
@@ -42,13 +44,14 @@ def classifier_proba(model: TextClassifier, texts: list[str], batch_size: int = 
     return model.predict_proba(texts, batch_size, rt)
 
 
-def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64,
-                   rt: Runtime | None = None) -> tuple[np.ndarray, list[str]]:
-    """Average the probabilities of several classifier dirs, which must share their label names."""
+def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64, rt: Runtime | None = None,
+                   baseline: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Average the probabilities of several classifier dirs, which must share their label names; with `baseline`,
+    each dir's own probabilities include its TF-IDF + LR baseline where that run chose the ensemble."""
     rt = rt or Runtime(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     total, names = None, None
     for run_dir in run_dirs:
-        model = load_classifier(run_dir, rt)
+        model = load_classifier(run_dir, rt, baseline=baseline)
         if names is not None and model.label_names != names:
             raise UlmfitError(f"{run_dir} has labels {model.label_names}, unlike {names} of {run_dirs[0]}; "
                               "an ensemble needs the same labels")

@@ -2,7 +2,8 @@
 
     pretrain(config, data, out)            general-domain LM (ULMFiT §3.1): tokenizer + AWD-LSTM on e.g. WikiText
     finetune(config, pretrained, data, out)  target-task LM fine-tuning (§3.2): discriminative LR + STLR
-    classify(config, lm_dir, data, out)     classifier fine-tuning (§3.3): concat pooling, BPT3C, gradual unfreezing
+    classify(config, lm_dir, data, out)     classifier fine-tuning (§3.3): concat pooling, BPT3C, gradual unfreezing;
+                                            then report.md and the TF-IDF + LR baseline beside it (run_report.py)
     evaluate(run_dir, texts, labels)        a classify run's accuracy, macro-F1, per-class scores, confusion matrix
 
 `data` is a `DataSpec` (dataspec.py): a registry dataset, files, or texts in memory (`DataSpec.from_texts`).
@@ -29,6 +30,7 @@ from .dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
 from .errors import UlmfitError
 from .evaluate import evaluate_lm, predict_proba
 from .metrics import classification_report
+from .run_report import write_run_report
 from .runtime import Runtime, seed_everything, setup_runtime
 from .schedule import unfreeze_plan
 from .tasks import ClassifierTask, LMTask
@@ -230,10 +232,11 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
               "n_train": len(train_y), "n_valid": len(encoded["valid"][2])}
     if history:
         result.update({k: v for k, v in history[-1].items() if k.startswith("valid")})
+    probs = {}
     if "test" in encoded:
         ids, off, y = encoded["test"]
-        probs = predict_proba(model, _eval_batches(encoded["test"], cfg), rt, len(y))
-        report = classification_report(y.tolist(), probs.argmax(1).tolist(), label_names)
+        probs["test"] = predict_proba(model, _eval_batches(encoded["test"], cfg), rt, len(y))
+        report = classification_report(y.tolist(), probs["test"].argmax(1).tolist(), label_names)
         result.update({"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
                        "n_test": report["n"]})
     if rt.is_main:
@@ -242,6 +245,9 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
                              "history": history,
                              "results": {k: v for k, v in result.items() if k not in ("labels",)}})
         (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)
+        # the run is finished and saved; the report (and the baseline, and its ensemble offer) comes after it
+        probs["valid"] = predict_proba(model, valid_batches, rt, len(encoded["valid"][2]))
+        result.update(write_run_report(out_dir, splits, probs, device=rt.device))
     return result
 
 
@@ -279,14 +285,16 @@ def _eval_batches(encoded, cfg):
 
 
 # ---- after training: scores on labelled texts ---------------------------------------------------------------
-def evaluate(run_dir: Path, texts, labels, batch_size: int = 64) -> dict:
+def evaluate(run_dir: Path, texts, labels, batch_size: int = 64, baseline: bool = True) -> dict:
     """`metrics.classification_report` of the classify run in `run_dir` on texts and labels held in memory:
     accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (`metrics.format_report` prints it).
+    As `ulmfit evaluate`, with the run's TF-IDF + LR baseline averaged in where the run chose it (`baseline=False`:
+    the classifier alone).
 
     Labels are compared as str, as in training; a label the model never saw is a UlmfitError.
     """
     data = texts_in_memory(texts, labels, "evaluation")
-    model = TextClassifier.from_pretrained(run_dir)
+    model = TextClassifier.from_pretrained(run_dir, baseline=baseline)
     unknown = sorted(set(data.labels) - set(model.label_names))
     if unknown:
         raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "
