@@ -1,7 +1,6 @@
 """The Python API from memory (issue 16): a notebook trains, evaluates, predicts and saves from lists of texts and
 labels (or a DataFrame) through the same pipeline functions the CLI runs, without writing an input file."""
 import csv
-import random
 
 import numpy as np
 import pytest
@@ -11,21 +10,9 @@ from ulmfit.classifier import TextClassifier
 from ulmfit.config import apply_overrides, preset
 from ulmfit.errors import UlmfitError
 from ulmfit.pipeline import DataSpec, labelled_splits, lm_documents
+from synthetic import TOPICS, labelled_topics
 
-TOPICS = {
-    "sport": "match goal team player score coach league win season striker referee".split(),
-    "food": "recipe bake flour sugar oven taste dinner spice butter salad kitchen".split(),
-}
-COMMON = "the a of and to in is was with for on this that".split()
-
-
-def _labelled(n: int, seed: int) -> tuple[list[str], list[str]]:
-    """n synthetic sentences, each drawing half its words from its topic's list, and the topics as labels."""
-    rng = random.Random(seed)
-    labels = [rng.choice(sorted(TOPICS)) for _ in range(n)]
-    texts = [" ".join(rng.choice(TOPICS[y] if rng.random() < 0.5 else COMMON) for _ in range(rng.randint(5, 12)))
-             .capitalize() + "." for y in labels]
-    return texts, labels
+_labelled = labelled_topics
 
 
 def _write_csv(path, texts, labels):

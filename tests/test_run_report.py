@@ -18,20 +18,9 @@ from ulmfit.config import apply_overrides, preset
 from ulmfit.inference import ensemble_proba
 from ulmfit.pipeline import DataSpec
 from ulmfit.run_report import compare_with_baseline, write_run_report
+from synthetic import labelled_topics
 
-TOPICS = {
-    "sport": "match goal team player score coach league win season striker referee".split(),
-    "food": "recipe bake flour sugar oven taste dinner spice butter salad kitchen".split(),
-}
-COMMON = "the a of and to in is was with for on this that".split()
-
-
-def _labelled(n: int, seed: int) -> tuple[list[str], list[str]]:
-    rng = random.Random(seed)
-    labels = [rng.choice(sorted(TOPICS)) for _ in range(n)]
-    texts = [" ".join(rng.choice(TOPICS[y] if rng.random() < 0.5 else COMMON) for _ in range(rng.randint(5, 12)))
-             .capitalize() + "." for y in labels]
-    return texts, labels
+_labelled = labelled_topics
 
 
 def _config(stage: str, *overrides: str):

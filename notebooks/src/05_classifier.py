@@ -123,14 +123,30 @@ print("test accuracy", round(meta["results"]["test_accuracy"], 4))
 # %% [markdown]
 # ## Using the trained classifier
 #
-# `load_classifier` rebuilds the model from the run dir (config + state_dict + tokenizer); `classifier_proba`
-# tokenizes, batches by length and returns probabilities in the input order.
+# `TextClassifier.from_pretrained` rebuilds the model from the run dir (config + state_dict + tokenizer);
+# `predict_proba` tokenizes, batches by length and returns probabilities in the input order.
 # %%
-from ulmfit.inference import classifier_proba, load_classifier
+from ulmfit.classifier import TextClassifier
 
-model = load_classifier(clf_dir)
+model = TextClassifier.from_pretrained(clf_dir, baseline=False)    # ulmfit alone, without the TF-IDF mean
 headlines = ["You Won't Believe What This Cat Did Next", "Senate Passes Budget Bill After Long Debate",
              "17 Things Only Introverts Will Understand", "Earthquake Strikes Northern Chile"]
-probs = classifier_proba(model, headlines)
+probs = model.predict_proba(headlines)
 for text, p in zip(headlines, probs):
     print(f"{model.label_names[p.argmax()]:<14} {p.max():.2f}  {text}")
+# %% [markdown]
+# ## Why this label: integrated gradients
+#
+# `explain.attributions` scores each token by integrated gradients (Sundararajan et al. 2017): the gradient of the
+# predicted class's logit, averaged along a straight path from a blank document (every token's embedding replaced by
+# the pad row) to the real one, times the embedding's change. The scores add up to the logit's change along that path
+# (completeness; `delta` is what is left over), so they share out the decision among the tokens. Green pushes towards
+# the label, red away from it.
+# %%
+from IPython.display import HTML, display
+from ulmfit import explain
+
+for text in headlines[:2]:
+    expl = explain.attributions(model, text, steps=32)
+    print(f"{expl.label} (p={expl.probability:.2f}), completeness gap {expl.delta:+.3f}")
+    display(HTML(explain.to_html(expl)))
