@@ -164,21 +164,26 @@ class TestTorchrunCLI:
                     ["finetune", "--pretrained", "pre", "--train", *map(str, docs), "--out", "ft"],
                     ["classify", "--finetuned", "ft", "--train", "l.csv", "--valid", "v.csv", "--out", "cls",
                      "--set", "batch_size=16"]]
-        for command in commands:
+        def torchrun(command):
             try:
-                proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                                        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
                                        "-m", "ulmfit", *command, *common], cwd=tmp_path, capture_output=True,
                                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                                       stdin=subprocess.DEVNULL, timeout=120)
             except subprocess.TimeoutExpired as e:
                 pytest.fail(f"{command[0]} hung under torchrun: {(e.stderr or b'')[-3000:]!r}")
+        for command in commands:
+            proc = torchrun(command)
             assert proc.returncode == 0, proc.stderr[-3000:]
             results = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             assert len(results) == 1 and json.loads(results[0])["stage"] == command[0]   # rank 0 alone prints it
             if command[0] == "classify":
                 assert json.loads(results[0])["n_train"] == 33
             assert (tmp_path / command[command.index("--out") + 1] / "model.pt").is_file()
+        # a supervisor loop's next turn on the finished run: every rank learns it is finished and exits 0
+        again = torchrun(commands[-1] + ["--resume"])
+        assert again.returncode == 0 and "finished run" in again.stderr, again.stderr[-3000:]
 
 
 class TestBf16:

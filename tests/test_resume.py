@@ -213,3 +213,14 @@ class TestSupervisorLoop:
         again = _pretrain(corpus, tmp_path / "run", *timed)
         out, err = again.communicate(timeout=120)
         assert again.returncode == 0 and "finished run" in err
+
+    def test_a_fresh_run_killed_before_its_first_checkpoint_is_not_finished(self, tmp_path):
+        """--force starts afresh by removing the earlier run's weights and config, so a kill before the first
+        checkpoint leaves nothing that `--resume` would mistake for the finished run."""
+        out = tmp_path / "run"
+        ckpt.save_tensors(out / ckpt.WEIGHTS_FILE, {"w": torch.ones(1)})
+        ckpt.write_json(out / ckpt.CONFIG_FILE, {"stage": "pretrain"})
+        ckpt.prepare_out_dir(out, resume=False, force=True)
+        assert not (out / ckpt.WEIGHTS_FILE).exists() and not (out / ckpt.CONFIG_FILE).exists()
+        with pytest.warns(UserWarning, match="no checkpoint yet"):
+            ckpt.prepare_out_dir(out, resume=True, force=False)

@@ -115,6 +115,23 @@ class TestTimedCheckpoints:
         cfg = TrainConfig(batch_size=4, bptt=8, save_every=0, save_minutes=1e-9, max_steps=6)
         assert self._saved_steps_during_epoch(cfg, tiny_config, tmp_path) == [None, 1, 2, 3, 4, 5]
 
+    def test_checkpoint_keeps_the_time_budget_used(self, tiny_config, tmp_path):
+        """Under a time budget, resume.pt records the seconds already used, so a resumed run does not get the
+        whole budget again."""
+        cfg = TrainConfig(batch_size=4, bptt=8, save_every=1, max_minutes=10.0, max_steps=6)
+        model, task = _setup(cfg, tiny_config)
+        batches, used = task.batches, []
+
+        def watching(epoch, start):
+            for batch in batches(epoch, start):
+                path = tmp_path / "resume.pt"
+                if path.is_file():
+                    used.append(torch.load(path, weights_only=True)["position"]["stage_used_s"])
+                yield batch
+        task.batches = watching
+        fit(model, task, [Stage("all", 1, _all_groups(model))], cfg, RT, out_dir=tmp_path)
+        assert used and all(u > 0 for u in used) and used == sorted(used)
+
     def test_no_mid_epoch_checkpoint_when_both_are_off(self, tiny_config, tmp_path):
         cfg = TrainConfig(batch_size=4, bptt=8, save_every=0, save_minutes=0, max_steps=6)
         assert self._saved_steps_during_epoch(cfg, tiny_config, tmp_path) == [None] * 6

@@ -51,8 +51,8 @@ def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Pat
         warnings.warn(f"--resume: {out_dir} holds no checkpoint yet; starting the run from the beginning",
                       stacklevel=2)
         resume = False
-    if not resume:                            # a fresh run: no stale checkpoint or metrics from an earlier one
-        for name in (RESUME_FILE, METRICS_FILE):
+    if not resume:                            # a fresh run: nothing left of an earlier one (a run killed before its
+        for name in (RESUME_FILE, METRICS_FILE, CONFIG_FILE, WEIGHTS_FILE):   # first checkpoint must not look finished)
             (out_dir / name).unlink(missing_ok=True)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

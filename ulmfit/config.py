@@ -104,8 +104,8 @@ class TrainConfig:
     save_every: int = 500                # optimiser steps between resume checkpoints (0: off)
     save_minutes: float = 5.0            # and at most this much wall time between them (0: off), on any CPU
     eval_every: int = 0                  # optimiser steps between extra validations (0: epoch ends only)
-    max_minutes: float = 0.0             # >0: a wall-time budget for the stage from its start (tokenizing included,
-    #                                      validation passes not); the LR schedule follows the clock
+    max_minutes: float = 0.0             # >0: a wall-time budget for the stage from its start (tokenizing and
+    #                                      epoch-end validation included, eval_every passes not); the LR follows it
     eval_tokens: int = 0                 # LM validation on the first whole documents holding >= N tokens (0: all)
     precision: str = "fp32"              # fp32 | bf16 | fp16
     seed: int = 0

@@ -29,7 +29,7 @@ from .runtime import cpu_flags, cpu_name
 # (preset, overrides, share) per stage. The demo keeps one promise on any machine: the whole run, tokenizing and
 # evaluation included, ends within `--minutes`. Each stage's `max_minutes` (which counts from the stage's start, so
 # its tokenizing is charged to it) is its share of the time still left when it starts, so an overrun in one stage
-# (validation passes are not charged to a budget) is absorbed by the stages after it. A slower machine trains fewer
+# (a stage's final validation, test pass and report) is absorbed by the stages after it. A slower machine trains fewer
 # steps; the LR schedules follow the clock, so each stage still completes its whole STLR cycle.
 DEMO_SIZES = ["tokenizer.vocab_size=4000", "model.emb_size=128", "model.hidden_size=384"]
 DEMO = {

@@ -27,7 +27,7 @@ from .classifier import TextClassifier
 from .config import StageConfig, validate
 from .corpus import load_corpus
 from .dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
-from .errors import UlmfitError
+from .errors import RunFinished, UlmfitError
 from .evaluate import evaluate_lm, predict_proba
 from .metrics import classification_report
 from .run_report import write_run_report
@@ -63,11 +63,26 @@ def _lm_batches(ids, offsets, cfg, rt: Runtime, shuffle: bool, batch_size: int |
 
 def _prepare(out_dir: Path, resume: bool, force: bool, rt: Runtime, protect=()) -> tuple[Path, bool]:
     """Rank 0 checks and creates the out dir; the other ranks wait for it. Returns (out dir, whether the run
-    continues from a checkpoint): a --resume with no checkpoint yet starts afresh."""
+    continues from a checkpoint): a --resume with no checkpoint yet starts afresh.
+
+    Rank 0's outcome (ready, finished, refused) and its resume decision reach every rank in one all-reduce, which
+    is also the barrier: a rank that raised alone would leave the others waiting (and under torchrun, a supervisor
+    loop around a finished run would never end)."""
+    outcome, error = 0.0, None
     if rt.is_main:
-        ckpt.prepare_out_dir(out_dir, resume, force, protect)
-    rt.barrier()
-    return Path(out_dir), resume and (Path(out_dir) / ckpt.RESUME_FILE).is_file()
+        try:
+            ckpt.prepare_out_dir(out_dir, resume, force, protect)
+        except RunFinished as e:
+            outcome, error = 1.0, e
+        except UlmfitError as e:
+            outcome, error = 2.0, e
+    resuming = float(rt.is_main and outcome == 0 and resume and (Path(out_dir) / ckpt.RESUME_FILE).is_file())
+    outcome, resuming = rt.all_sum(outcome, resuming)
+    if outcome == 1:
+        raise error or RunFinished(out_dir)
+    if outcome == 2:
+        raise error or UlmfitError(f"--out {out_dir} was refused by the first process (its error says why)")
+    return Path(out_dir), resuming > 0
 
 
 def _runtime(config: StageConfig, rt: Runtime | None) -> Runtime:

@@ -22,6 +22,7 @@ from . import baseline as bl
 from .checkpoint import CONFIG_FILE, read_json, write_json
 from .classifier import TextClassifier
 from .errors import UlmfitError
+from .files import atomic_write_bytes
 from .explain import attributions, plot_confusion
 from .metrics import classification_report, top_losses
 from .report import plot_losses, plot_lr_schedule
@@ -68,7 +69,7 @@ def _write(run_dir: Path, splits: dict, probs: dict, device, k: int, steps: int,
     lines += _mistakes_section(run_dir, split, splits[split][0], ys[split], probs[split], labels, device, k, steps,
                                max_tokens)
     path = run_dir / REPORT_FILE
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
     summary = {"report": str(path), "baseline_ensemble": bool(offer and offer["baseline_ensemble"])}
     for split, row in scores.items():
         if bl.NAME in row:

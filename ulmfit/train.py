@@ -67,6 +67,8 @@ class Position:
     batch: int = 0                       # next batch to run within the epoch
     step: int = 0                        # optimiser steps taken in the whole run
     history: list = field(default_factory=list)
+    spent_s: float = 0.0                 # time-budget seconds used by the finished stages
+    stage_used_s: float = 0.0            # and by the current stage, at the last checkpoint
 
 
 class Interrupted(Exception):
@@ -132,7 +134,7 @@ class _StageClock:
         self.start += seconds
 
     def used(self) -> float:
-        """Seconds charged to the budget so far (validation passes excluded)."""
+        """Seconds charged to the budget so far (mid-epoch validations and checkpoints excluded)."""
         return time.perf_counter() - self.start
 
     def left(self) -> str:
@@ -162,7 +164,6 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     first_steps = _stage_bounds(stages, task, cfg)
     run_start = time.perf_counter()
     budget_s = max(cfg.max_minutes * 60 - (run_start - (started or run_start)), 1.0) if cfg.max_minutes else 0.0
-    spent_s = 0.0                         # training time charged to the budget by the finished stages
     if rt.distributed and rt.all_sum(*first_steps) != [b * rt.world_size for b in first_steps]:
         raise UlmfitError(f"the {rt.world_size} processes disagree on the number of training steps (rank {rt.rank}: "
                           f"{first_steps[-1]}); every rank must read the same corpus and tokenizer")
@@ -184,9 +185,11 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
             scaler = torch.amp.GradScaler("cuda") if rt.precision == "fp16" else None
             # the stages still to run share what is left of the budget by their steps: time a cheap stage did not
             # need (gradual unfreezing's head-only epoch runs ~3x faster per step) goes to the stages after it
-            left = max(budget_s - spent_s, 1.0) if budget_s else 0.0
+            # (a resumed run keeps what its stages had already used: a kill must not refill the budget)
+            left = max(budget_s - pos.spent_s, 1.0) if budget_s else 0.0
             budget = left * total / (first_steps[-1] - first_steps[si])
             clock, time_up = _StageClock(total, budget), False
+            clock.pause(-pos.stage_used_s)
             for epoch in range(pos.epoch, stage.epochs):
                 if pos.step >= first_steps[si + 1] or time_up:
                     break
@@ -233,6 +236,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                                 _log(out_dir, rt, {"kind": "train", "stage": stage.name, "step": pos.step,
                                                    "loss": sum_loss / n_seen, "lr": lr})
                         signum, save_due = _agreed_flags(stop, _save_due(cfg, pos.step, last_save), rt)
+                        pos.stage_used_s = clock.used()
                         if signum:
                             _save_resume(out_dir, rt, module, optimizer, pos, carry)
                             raise Interrupted(signum, pos.step)
@@ -268,8 +272,9 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                     tqdm.write(_describe(metrics))
                 pos.epoch, pos.batch = epoch + 1, 0
                 carry = task.reset_carry(carry)
+                pos.stage_used_s = clock.used()
                 last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry)
-            spent_s += clock.used()
+            pos.spent_s, pos.stage_used_s = pos.spent_s + clock.used(), 0.0
             pos.stage, pos.epoch, pos.batch = si + 1, 0, 0
     finally:
         _restore_signal_handlers(handlers)
@@ -302,12 +307,13 @@ def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry) 
     if out_dir is None:
         return time.perf_counter()
     ranks = rt.gather({"carry": _to_device(carry, "cpu"), "rng": rng_state()})   # each rank's own stream state
-    if not rt.is_main:
-        return time.perf_counter()
-    save_tensors(Path(out_dir) / RESUME_FILE, {
-        "model": module.state_dict(), "optimizer": optimizer.state_dict(), "ranks": ranks,
-        "position": {"stage": pos.stage, "epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
-                     "history": pos.history, "world_size": rt.world_size}})
+    if rt.is_main:
+        save_tensors(Path(out_dir) / RESUME_FILE, {
+            "model": module.state_dict(), "optimizer": optimizer.state_dict(), "ranks": ranks,
+            "position": {"stage": pos.stage, "epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
+                         "history": pos.history, "world_size": rt.world_size, "spent_s": pos.spent_s,
+                         "stage_used_s": pos.stage_used_s}})
+    rt.barrier()            # every rank waits out rank 0's write, so all pause their budget clocks by the same time
     return time.perf_counter()
 
 
