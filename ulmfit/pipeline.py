@@ -261,7 +261,9 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
                              "results": {k: v for k, v in result.items() if k not in ("labels",)}})
         (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)
         # the run is finished and saved; the report (and the baseline, and its ensemble offer) comes after it
-        probs["valid"] = predict_proba(model, valid_batches, rt, len(encoded["valid"][2]))
+        probs["valid"] = (getattr(task, "last_valid_probs", None) if history else None)
+        if probs["valid"] is None:                # no epoch ran in this process (e.g. resumed at the very end)
+            probs["valid"] = predict_proba(model, valid_batches, rt, len(encoded["valid"][2]))
         result.update(write_run_report(out_dir, splits, probs, device=rt.device))
     return result
 

@@ -99,6 +99,7 @@ class ClassifierTask:
         if self.valid is None:
             return {}
         probs = predict_proba(model, self.valid, self.rt, len(self.valid_labels))
+        self.last_valid_probs = probs      # the last call scores the final model: the run's report reuses it
         labels = torch.as_tensor(self.valid_labels)
         loss = self.loss(torch.log(torch.as_tensor(probs).clamp_min(1e-12)), labels).item()
         return {"valid_loss": loss, "valid_accuracy": float((probs.argmax(1) == self.valid_labels).mean())}
