@@ -4,7 +4,7 @@ A run dir (the output of `pretrain`, `finetune` or `classify`) holds:
 
     config.json      the resolved StageConfig, the stage name, label names, the tokenizer's fingerprint
     model.pt         the model's state_dict only (tensors), loaded with torch.load(weights_only=True)
-    tokenizer.model  the SentencePiece model, vocab.txt beside it
+    tokenizer.model  the SentencePiece model, vocab.txt beside it (or fastai_vocab.json: fastai's word vocabulary)
     metrics.jsonl    one JSON object per evaluation (written by the training loop)
     resume.pt        (while training) model + optimiser + schedule position + RNG states, for --resume
 
@@ -21,7 +21,7 @@ import torch
 from .config import StageConfig
 from .errors import RunFinished, UlmfitError
 from .files import atomic_write_bytes, load_tensors, read_json, save_tensors, write_json  # noqa: F401 (re-exported)
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, load_tokenizer, tokenizer_files
 
 CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE, METRICS_FILE = "config.json", "model.pt", "resume.pt", "metrics.jsonl"
 TOKENIZER_FILE = "tokenizer.model"
@@ -78,7 +78,8 @@ def load_run(run_dir: Path, stages: tuple[str, ...] | None = None):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UlmfitError(f"model dir {run_dir} does not exist")
-    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE) if not (run_dir / f).is_file()]
+    missing = [p.name for p in [run_dir / CONFIG_FILE, run_dir / WEIGHTS_FILE, *tokenizer_files(run_dir)]
+               if not p.is_file()]
     if missing:
         raise UlmfitError(f"model dir {run_dir} is missing {', '.join(missing)}; was the run finished?")
     meta = read_json(run_dir / CONFIG_FILE)
@@ -87,9 +88,9 @@ def load_run(run_dir: Path, stages: tuple[str, ...] | None = None):
     if stages and meta["stage"] not in stages:
         raise UlmfitError(f"{run_dir} holds a {meta['stage']} run; expected {' or '.join(stages)}")
     config = StageConfig.from_dict(meta["config"])
-    tokenizer = Tokenizer.load(run_dir)
+    tokenizer = load_tokenizer(run_dir)
     if meta.get("tokenizer_fingerprint") not in (None, tokenizer.fingerprint()):
-        raise UlmfitError(f"{run_dir / TOKENIZER_FILE} does not match the model it sits beside (its fingerprint "
+        raise UlmfitError(f"{tokenizer_files(run_dir)[0]} does not match the model it sits beside (its fingerprint "
                           "differs from the one recorded at training time)")
     if tokenizer.vocab_size != config.model.vocab_size:
         raise UlmfitError(f"the tokenizer in {run_dir} has {tokenizer.vocab_size} tokens but the model expects "

@@ -180,7 +180,35 @@ def build_parser() -> argparse.ArgumentParser:
     dl = _command(dsub, "download", "fetch a dataset into the cache (from ULMFIT_MIRROR when set)",
                   "ulmfit data download clickbait", "ULMFIT_MIRROR=/data/mirror ulmfit data download wikitext2")
     dl.add_argument("name", metavar="NAME", help=_dataset_help(("lm", "labelled")))
-    tok = _command(sub, "tokenizer", "train or try a SentencePiece tokenizer",
+    lm = _command(sub, "lm", "published pretrained LMs: download fastai's WikiText-103 model, import or export fastai files",
+                  "ulmfit lm download wt103-fwd --out runs/wt103-fwd",
+                  "ulmfit lm import --fastai lstm_fwd.pth itos_wt103.pkl --out runs/wt103-fwd",
+                  "ulmfit lm export --fastai runs/ft --out fastai_files/")
+    lsub = lm.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    _command(lsub, "list", "the published models, with sizes and licences", "ulmfit lm list")
+    ld = _command(lsub, "download", "fetch a published LM (once, into the cache) and write it as a pretrain run dir",
+                  "ulmfit lm download wt103-fwd --out runs/wt103-fwd",
+                  "ulmfit lm download wt103-bwd --out runs/wt103-bwd --sha256 <hex of a copy you trust>")
+    ld.add_argument("name", metavar="NAME", choices=("wt103-fwd", "wt103-bwd"), help="wt103-fwd or wt103-bwd")
+    ld.add_argument("--out", required=True, type=Path, metavar="DIR", help="the run dir to write")
+    ld.add_argument("--sha256", metavar="HEX", help="refuse the archive unless its sha256 is this (none is published)")
+    ld.add_argument("--force", action="store_true", help="overwrite --out if it holds a run")
+    li = _command(lsub, "import", "fastai LM files you have (weights .pth + vocabulary .pkl) -> a pretrain run dir",
+                  "ulmfit lm import --fastai lstm_fwd.pth itos_wt103.pkl --out runs/wt103-fwd",
+                  "ulmfit lm import --fastai lstm_bwd.pth itos_wt103.pkl --backwards --out runs/wt103-bwd")
+    li.add_argument("--fastai", nargs=2, required=True, type=Path, metavar=("WEIGHTS.pth", "VOCAB.pkl"),
+                    help="fastai's weights and vocabulary pickle (read without running code)")
+    li.add_argument("--out", required=True, type=Path, metavar="DIR", help="the run dir to write")
+    li.add_argument("--preset", default="paper", choices=PRESET_NAMES,
+                    help="the architecture the weights must fit (default: paper, the published model's)")
+    li.add_argument("--backwards", action="store_true", help="the model reads text backwards (wt103-bwd)")
+    li.add_argument("--force", action="store_true", help="overwrite --out if it holds a run")
+    le = _command(lsub, "export", "a pretrain/finetune run dir with fastai's tokenizer -> files fastai loads",
+                  "ulmfit lm export --fastai runs/ft --out fastai_files/")
+    le.add_argument("--fastai", required=True, type=Path, metavar="DIR", help="the run dir to export")
+    le.add_argument("--out", required=True, type=Path, metavar="DIR",
+                    help="where lm_fwd.pth (or lm_bwd.pth) and its _vocab.pkl go")
+    tok = _command(sub, "tokenizer", "train or try a tokenizer (SentencePiece, or fastai's words)",
                    "ulmfit tokenizer train --dataset wikitext2 --out runs/tok",
                    "ulmfit tokenizer encode runs/tok \"A gripping film\"")
     tsub = tok.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
@@ -193,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a config field, e.g. --set tokenizer.vocab_size=4000")
     _add_data_args(tt, labelled=False)
     te = _command(tsub, "encode", "show the pieces of a text", "ulmfit tokenizer encode runs/pre \"A gripping film\"")
-    te.add_argument("dir", type=Path, metavar="DIR", help="a dir with tokenizer.model (a tokenizer or any run dir)")
+    te.add_argument("dir", type=Path, metavar="DIR",
+                    help="a dir with tokenizer.model or fastai_vocab.json (a tokenizer or any run dir)")
     te.add_argument("text", help="the text to encode")
     p = _command(sub, "pretrain", "stage 1: general-domain LM (ULMFiT §3.1)",
                  "ulmfit pretrain --dataset wikitext2 --out runs/pre",

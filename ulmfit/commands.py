@@ -46,18 +46,35 @@ def data(args) -> dict:
     return {"dataset": args.name, "path": str(path)}
 
 
+def lm(args) -> dict:
+    from . import model_zoo
+    if args.action == "list":
+        rows = model_zoo.list_pretrained()
+        for r in rows:
+            print(f"{r['name']:<10} {r['size_mb']:>6.1f}MB  {'cached' if r['cached'] else '      '}  {r['description']}")
+        return {"models": [r["name"] for r in rows]}
+    if args.action == "download":
+        return model_zoo.download_pretrained(args.name, args.out, sha256=args.sha256, force=args.force)
+    if args.action == "import":
+        return model_zoo.import_files(*args.fastai, args.out, args.preset, args.backwards, args.force)
+    from .fastai_interop import export_fastai
+    return export_fastai(args.fastai, args.out)
+
+
 def tokenizer(args) -> dict:
-    from .tokenizer import Tokenizer
+    from .tokenizer import load_tokenizer, train_tokenizer
     if args.action == "encode":
-        tok = Tokenizer.load(args.dir)
-        ids = tok.encode(args.text)
-        pieces = [tok.id_to_piece(i) for i in ids] if hasattr(tok, "id_to_piece") else []
-        print(" ".join(pieces) if pieces else ids)
+        tok = load_tokenizer(args.dir)
+        # the ids the model is fed: BOS + the text's tokens (+ an EOS per line for SentencePiece; fastai's words
+        # start with xxbos and have no EOS, as fastai numericalises a document)
+        ids = tok.encode_document(args.text)
+        print(" ".join(tok.id_to_piece(i) for i in ids))
+        print(" ".join(map(str, ids)))
         return {"ids": ids, "decoded": tok.decode(ids)}
     from .pipeline import lm_documents
     config = apply_overrides(preset(args.preset, "pretrain"), args.overrides)
     docs = lm_documents(_data_spec(args))
-    tok = Tokenizer.train(docs["train"], config.tokenizer, args.out)
+    tok = train_tokenizer(docs["train"], config.tokenizer, args.out)
     return {"out": str(args.out), "vocab_size": tok.vocab_size}
 
 

@@ -39,11 +39,12 @@ DROPOUT_FIELDS = ("dropout_embed", "dropout_input", "dropout_hidden", "dropout_w
 @dataclass
 class TokenizerConfig:
     vocab_size: int = 30000
-    model_type: str = "unigram"          # unigram | bpe | word
+    model_type: str = "unigram"          # unigram | bpe | word (SentencePiece) | fastai (spaCy + fastai's rules)
     pre_rules: bool = True               # fastai-style xxmaj/xxup/xxrep/xxwrep and HTML fixes
     lowercase: bool = False              # pre_rules already lower-case through xxmaj/xxup markers
     character_coverage: float = 0.9999
     max_sentences: int = 2_000_000       # lines sampled to train SentencePiece (memory bound)
+    min_freq: int = 3                    # fastai kind: words seen fewer times become xxunk (fastai's default)
 
 
 @dataclass
@@ -204,7 +205,7 @@ def preset(name: str, stage: str) -> StageConfig:
 
 # ---- typed overrides: --set field=value -------------------------------------------------------------------
 _CHOICES = {
-    "model_type": ("unigram", "bpe", "word"),
+    "model_type": ("unigram", "bpe", "word", "fastai"),
     "schedule": ("stlr", "one_cycle", "constant"),
     "strategy": ("gradual", "full", "frozen", "chain-thaw"),
     "precision": ("fp32", "bf16", "fp16"),

@@ -59,6 +59,12 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def head_md5_file(path: Path) -> str:
+    """md5 of the first MiB (fastdownload's check: it publishes this and the size for fastai's model zoo)."""
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read(1 << 20)).hexdigest()
+
+
 def fetch(name) -> Path:
     """A folder holding the dataset's files: the verified mirror copy, or the cache (downloading if needed).
 
@@ -120,7 +126,7 @@ def _ensure(remote: Remote, dest: Path) -> Path:
     first = None
     for url in remote.urls:
         try:
-            download(url, final, remote.sha256, remote.size, remote.members)
+            download(url, final, remote.sha256, remote.size, remote.members, remote.head_md5)
             return final
         except _Failed as e:
             first = first or _Failed(remote, e.url, e.reason)
@@ -128,8 +134,9 @@ def _ensure(remote: Remote, dest: Path) -> Path:
 
 
 def download(url: str, final: Path, sha256: str | None, size: int | None = None,
-             members: tuple[tuple[str, str], ...] = ()) -> None:
-    """Stream `url` into a temp file beside `final`, verify length, sha256 (or members), then rename."""
+             members: tuple[tuple[str, str], ...] = (), head_md5: str | None = None, validate=None) -> None:
+    """Stream `url` into a temp file beside `final`, verify length, sha256 (or members, or the md5 of the first
+    MiB), run `validate(temp_path)` (it raises UlmfitError on bad contents), then rename."""
     tmp = final.with_name(f".{final.name}.{os.getpid()}.part")
     remote = Remote(final.name, (url,), sha256, size, "")
     try:
@@ -153,6 +160,13 @@ def download(url: str, final: Path, sha256: str | None, size: int | None = None,
             got = _member_sha256(tmp, member)
             if got != digest:
                 raise _Failed(remote, url, f"sha256 mismatch for {member} in the archive: got {got}")
+        if head_md5 is not None and head_md5_file(tmp) != head_md5:
+            raise _Failed(remote, url, f"md5 of the first MiB is {head_md5_file(tmp)}, expected {head_md5}")
+        if validate is not None:
+            try:
+                validate(tmp)
+            except UlmfitError as e:
+                raise _Failed(remote, url, f"unexpected contents: {e}") from None
         os.replace(tmp, final)
     except urllib.error.HTTPError as e:
         raise _Failed(remote, url, f"HTTP {e.code} {e.reason}") from None

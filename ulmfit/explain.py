@@ -147,7 +147,7 @@ def attributions(model, text: str, target: str | int | None = None, steps: int =
     keep = [i for i, t in enumerate(ids) if t not in (BOS_ID, EOS_ID)]
     probs = torch.softmax(result.logits, dim=0)
     logit, base = float(result.logits[result.target]), float(result.baseline_logits[result.target])
-    return Explanation(tokens=[tokenizer.sp.id_to_piece(ids[i]).replace(SPACE, " ") for i in keep],
+    return Explanation(tokens=[tokenizer.surface(ids[i]) for i in keep],
                        scores=[float(scores[i]) for i in keep], label=names[result.target],
                        probability=float(probs[result.target]), delta=float(scores.sum()) - (logit - base),
                        logit=logit, baseline_logit=base, predicted=names[int(probs.argmax())], steps=steps)

@@ -34,7 +34,7 @@ from .run_report import write_run_report
 from .runtime import Runtime, seed_everything, setup_runtime
 from .schedule import unfreeze_plan
 from .tasks import ClassifierTask, LMTask
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, load_tokenizer, tokenizer_files, train_tokenizer
 from .train import Stage, fit, stages_from_plan
 from .transfer import match_embeddings, vocabulary
 
@@ -102,16 +102,17 @@ def pretrain(config: StageConfig, data: DataSpec, out_dir: Path, tokenizer_dir: 
     docs = lm_documents(data)
     if rt.is_main:                         # one tokenizer, trained by rank 0; the other ranks load it
         if tokenizer_dir:
-            tokenizer = Tokenizer.load(tokenizer_dir)
-        elif resume and (out_dir / ckpt.TOKENIZER_FILE).is_file():
-            tokenizer = Tokenizer.load(out_dir)
+            tokenizer = load_tokenizer(tokenizer_dir)
+        elif resume and tokenizer_files(out_dir)[0].is_file():
+            tokenizer = load_tokenizer(out_dir)
         else:
-            tokenizer = Tokenizer.train(docs["train"], config.tokenizer, out_dir)
+            tokenizer = train_tokenizer(docs["train"], config.tokenizer, out_dir)
         tokenizer.save(out_dir)
     rt.barrier()
     if not rt.is_main:
-        tokenizer = Tokenizer.load(out_dir)
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size))
+        tokenizer = load_tokenizer(out_dir)
+    config = dataclasses.replace(config, model=dataclasses.replace(
+        config.model, vocab_size=tokenizer.vocab_size, pad_id=getattr(tokenizer, "pad_id", config.model.pad_id)))
     model = LanguageModel(config.model).to(rt.device)
     n_groups = len(model.layer_groups())
     stages = [Stage("all", config.train.epochs, list(range(n_groups)))]
@@ -128,7 +129,7 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
     rt = _runtime(config, rt)
     out_dir, resume = _prepare(out_dir, resume, force, rt, protect=(pretrained_dir,))
     docs = lm_documents(data)
-    if lm_config.tokenizer.model_type == "word":        # a word vocabulary cannot spell new words: move to the target's
+    if lm_config.tokenizer.model_type in ("word", "fastai"):   # a word vocabulary cannot spell new words: move to the target's
         tokenizer, state, n_new = _target_word_vocabulary(tokenizer, state, docs["train"], lm_config, out_dir, rt)
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size))
         print(f"[finetune] word vocabulary of the target corpus: {tokenizer.vocab_size} words, {n_new} new "
@@ -149,9 +150,9 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
 def _target_word_vocabulary(tokenizer, state, documents, lm_config, out_dir, rt):
     """Train a word tokenizer on the target texts and re-index the LM's embedding rows to it (match_embeds)."""
     if rt.is_main:
-        Tokenizer.train(documents, lm_config.tokenizer, out_dir)
+        train_tokenizer(documents, lm_config.tokenizer, out_dir)
     rt.barrier()
-    target = Tokenizer.load(out_dir)
+    target = load_tokenizer(out_dir)
     state, n_new = match_embeddings(state, vocabulary(tokenizer), vocabulary(target))
     return target, state, n_new
 

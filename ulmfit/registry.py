@@ -24,6 +24,7 @@ class Remote:
     size: int | None
     pinned_by: str                          # where the hash comes from (never invented)
     members: tuple[tuple[str, str], ...] = ()   # (archive member, sha256 of its bytes)
+    head_md5: str | None = None             # md5 of the first MiB: the only pin fastdownload publishes for some files
 
 
 @dataclass(frozen=True)

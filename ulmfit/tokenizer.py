@@ -170,6 +170,13 @@ class Tokenizer:
         pieces = (self.sp.id_to_piece(i) for i in range(self.vocab_size))    # line i = id i
         atomic_write_bytes(path, ("\n".join(pieces) + "\n").encode("utf-8"))
 
+    def id_to_piece(self, i: int) -> str:
+        return self.sp.id_to_piece(int(i))
+
+    def surface(self, i: int) -> str:
+        """How token `i` reads inside running text ("▁film" -> " film"), for showing tokens to people."""
+        return self.sp.id_to_piece(int(i)).replace("\u2581", " ")
+
     def fingerprint(self) -> str:
         """sha256 of the model file: checkpoints store it to catch a mismatched tokenizer."""
         return hashlib.sha256(self.model_path.read_bytes()).hexdigest()
@@ -209,6 +216,31 @@ class Tokenizer:
                       desc: str = "tokenize", chunk_chars: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
         """Numericalise `documents` into <prefix>.ids.npy/.offsets.npy; return memmaps (see `corpus.write_corpus`)."""
         return write_corpus(self, documents, prefix, processes, desc, chunk_chars)
+
+
+# ---- every tokenizer kind: SentencePiece (above) or fastai's spaCy words (fastai_tokenizer.py) -------------
+def load_tokenizer(path):
+    """The tokenizer of a run dir (or a tokenizer dir or file), whichever kind it holds."""
+    from .fastai_tokenizer import VOCAB_FILE, FastaiTokenizer
+    path = Path(path)
+    if path.name == VOCAB_FILE or (path.is_dir() and (path / VOCAB_FILE).is_file()):
+        return FastaiTokenizer.load(path)
+    return Tokenizer.load(path)
+
+
+def train_tokenizer(documents: Iterable[str], config: TokenizerConfig, out_dir: Path):
+    """Train the kind `config.model_type` names: SentencePiece (unigram, bpe, word) or fastai's word vocabulary."""
+    if config.model_type == "fastai":
+        from .fastai_tokenizer import FastaiTokenizer
+        return FastaiTokenizer.train(documents, config, out_dir)
+    return Tokenizer.train(documents, config, out_dir)
+
+
+def tokenizer_files(run_dir: Path) -> list[Path]:
+    """The files that hold a run dir's tokenizer, of whichever kind (for checks that a run is complete)."""
+    from .fastai_tokenizer import VOCAB_FILE
+    run_dir = Path(run_dir)
+    return [run_dir / VOCAB_FILE] if (run_dir / VOCAB_FILE).is_file() else [run_dir / "tokenizer.model"]
 
 
 def encode_docs(sp, docs: list[str], pre_rules: bool) -> list[list[int]]:

@@ -19,7 +19,7 @@ BIAS_KEYS = ("decoder.bias",)                                       # (V,)
 
 def vocabulary(tokenizer) -> list[str]:
     """The tokenizer's pieces in id order."""
-    return [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+    return [tokenizer.id_to_piece(i) for i in range(tokenizer.vocab_size)]
 
 
 def match_embeddings(state: dict[str, torch.Tensor], old_vocab: list[str],
