@@ -1,6 +1,7 @@
 # ulmfit — each stage is one `python -m ulmfit <stage>` line; targets depend on the previous stage's files,
 # so `make classify` runs whatever stages are missing and skips the finished ones.
 #   make classify DATASET=imdb PRESET=small      make pretrain CORPUS=wikitext103 PRESET=paper (GPU)
+#   make classify PRETRAINED=wt103 PRESET=paper BACKWARDS=1 DATASET=imdb   (the paper's recipe from fastai's LM)
 PY        ?= python
 # The CPU wheel on this project's machines; elsewhere e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
@@ -15,20 +16,43 @@ FINETUNE_ARGS ?=
 CLASSIFY_ARGS ?=
 ULMFIT     = $(PY) -m ulmfit
 
+# PRETRAINED=wt103: start from fastai's published WikiText-103 LM (ULMFiT §3.1), downloaded once into the cache
+# and imported by `ulmfit lm download` (needs `pip install 'ulmfit[fastai]'`); the paper-size model wants PRESET=paper
+# (on a CPU add ARGS="--precision fp32"). PRETRAINED=DIR: any pretrain run dir, e.g. one `ulmfit lm import` wrote
+# (DIR-bwd for BACKWARDS=1).
+PRETRAINED ?=
+ifeq ($(PRETRAINED),wt103)
+PRE = $(RUNS)/wt103
+TAG = wt103-$(PRESET)
+else ifneq ($(PRETRAINED),)
+PRE = $(PRETRAINED)
+TAG = $(notdir $(PRETRAINED))-$(PRESET)
+else
 PRE = $(RUNS)/pretrain-$(CORPUS)-$(PRESET)
-FT  = $(RUNS)/finetune-$(DATASET)-$(PRESET)
-CLS = $(RUNS)/classify-$(DATASET)-$(PRESET)
+TAG = $(PRESET)
+endif
+FT  = $(RUNS)/finetune-$(DATASET)-$(TAG)
+CLS = $(RUNS)/classify-$(DATASET)-$(TAG)
 CLS_DIRS = $(CLS)$(if $(filter 1,$(BACKWARDS)), $(CLS)-bwd,)
 
-.PHONY: help install test test-all smoke demo pretrain finetune classify evaluate bench gpu-check notebooks clean
+.PHONY: help install install-fastai test test-all smoke demo pretrain finetune classify evaluate bench gpu-check notebooks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: PRESET=$(PRESET) CORPUS=$(CORPUS) DATASET=$(DATASET) BACKWARDS=$(BACKWARDS) RUNS=$(RUNS)"
+	@echo "  variables: PRESET=$(PRESET) CORPUS=$(CORPUS) DATASET=$(DATASET) BACKWARDS=$(BACKWARDS) RUNS=$(RUNS) PRETRAINED=$(PRETRAINED)"
 
 install:  ## install ulmfit with the dev extras (installs TORCH_SPEC first when torch is missing)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH_SPEC)
 	$(PY) -m pip install -e ".[dev]"
+
+# fastai itself, for the equivalence tests and benchmarks (tests/test_fastai_*.py skip without it). Its text path
+# never imports torchvision, which would pull another torch build: so --no-deps, then its other requirements.
+FASTAI_REQS = "fastdownload>=0.0.8,<2" "fastcore>=2.2.22" "fasttransform>=0.0.3" "fastprogress>=0.2.4" pandas \
+              requests pyyaml "pillow>=9.0.0" scipy scikit-learn matplotlib "plum-dispatch<2.10" cloudpickle \
+              packaging "spacy<4"
+install-fastai:  ## install fastai 2.8.12 without torchvision (for the equivalence tests with fastai)
+	$(PY) -m pip install --no-deps fastai==2.8.12
+	$(PY) -m pip install $(FASTAI_REQS)
 
 test:  ## the fast test suite
 	$(PY) -m pytest
@@ -47,10 +71,17 @@ finetune: $(FT)/model.pt  ## stage 2: fine-tune the LM on DATASET
 classify: $(addsuffix /model.pt,$(CLS_DIRS))  ## stage 3: train the classifier (BACKWARDS=1: + backward model)
 	$(ULMFIT) evaluate $(CLS_DIRS) --dataset $(DATASET)
 
+ifeq ($(PRETRAINED),wt103)
+$(PRE)/model.pt:
+	$(ULMFIT) lm download wt103-fwd --out $(PRE) --force
+$(PRE)-bwd/model.pt:
+	$(ULMFIT) lm download wt103-bwd --out $(PRE)-bwd --force
+else ifeq ($(PRETRAINED),)
 $(PRE)/model.pt:
 	$(ULMFIT) pretrain --dataset $(CORPUS) --preset $(PRESET) --out $(PRE) --force $(ARGS) $(PRETRAIN_ARGS)
 $(PRE)-bwd/model.pt:
 	$(ULMFIT) pretrain --dataset $(CORPUS) --preset $(PRESET) --out $(PRE)-bwd --force --backwards $(ARGS) $(PRETRAIN_ARGS)
+endif
 $(FT)/model.pt: $(PRE)/model.pt
 	$(ULMFIT) finetune --pretrained $(PRE) --dataset $(DATASET) --preset $(PRESET) --out $(FT) --force $(ARGS) $(FINETUNE_ARGS)
 $(FT)-bwd/model.pt: $(PRE)-bwd/model.pt

@@ -21,7 +21,7 @@ from ulmfit.config import PRESET_NAMES, preset
 from ulmfit.registry import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("data", "tokenizer", "pretrain", "finetune", "classify", "evaluate", "predict", "generate")
+COMMANDS = ("data", "tokenizer", "lm", "pretrain", "finetune", "classify", "evaluate", "predict", "generate")
 
 
 def _subcommands(parser, prefix=()):

@@ -180,6 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
     dl = _command(dsub, "download", "fetch a dataset into the cache (from ULMFIT_MIRROR when set)",
                   "ulmfit data download clickbait", "ULMFIT_MIRROR=/data/mirror ulmfit data download wikitext2")
     dl.add_argument("name", metavar="NAME", help=_dataset_help(("lm", "labelled")))
+    tok = _command(sub, "tokenizer", "train or try a tokenizer (SentencePiece, or fastai's words)",
+                   "ulmfit tokenizer train --dataset wikitext2 --out runs/tok",
+                   "ulmfit tokenizer encode runs/tok \"A gripping film\"")
+    tsub = tok.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    tt = _command(tsub, "train", "train a tokenizer on a corpus",
+                  "ulmfit tokenizer train --dataset wikitext2 --out runs/tok",
+                  "ulmfit tokenizer train --train corpus/ --out runs/tok --set tokenizer.vocab_size=4000")
+    tt.add_argument("--out", required=True, type=Path, metavar="DIR", help="output dir for tokenizer.model")
+    tt.add_argument("--preset", default="small", choices=PRESET_NAMES, help="its vocabulary size and model type")
+    tt.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a config field, e.g. --set tokenizer.vocab_size=4000")
+    _add_data_args(tt, labelled=False)
+    te = _command(tsub, "encode", "show the pieces of a text", "ulmfit tokenizer encode runs/pre \"A gripping film\"")
+    te.add_argument("dir", type=Path, metavar="DIR",
+                    help="a dir with tokenizer.model or fastai_vocab.json (a tokenizer or any run dir)")
+    te.add_argument("text", help="the text to encode")
     lm = _command(sub, "lm", "published pretrained LMs: download fastai's WikiText-103 model, import or export fastai files",
                   "ulmfit lm download wt103-fwd --out runs/wt103-fwd",
                   "ulmfit lm import --fastai lstm_fwd.pth itos_wt103.pkl --out runs/wt103-fwd",
@@ -188,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(lsub, "list", "the published models, with sizes and licences", "ulmfit lm list")
     ld = _command(lsub, "download", "fetch a published LM (once, into the cache) and write it as a pretrain run dir",
                   "ulmfit lm download wt103-fwd --out runs/wt103-fwd",
-                  "ulmfit lm download wt103-bwd --out runs/wt103-bwd --sha256 <hex of a copy you trust>")
+                  "ulmfit lm download wt103-bwd --out runs/wt103-bwd --sha256 HEX_OF_A_COPY_YOU_TRUST")
     ld.add_argument("name", metavar="NAME", choices=("wt103-fwd", "wt103-bwd"), help="wt103-fwd or wt103-bwd")
     ld.add_argument("--out", required=True, type=Path, metavar="DIR", help="the run dir to write")
     ld.add_argument("--sha256", metavar="HEX", help="refuse the archive unless its sha256 is this (none is published)")
@@ -208,22 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--fastai", required=True, type=Path, metavar="DIR", help="the run dir to export")
     le.add_argument("--out", required=True, type=Path, metavar="DIR",
                     help="where lm_fwd.pth (or lm_bwd.pth) and its _vocab.pkl go")
-    tok = _command(sub, "tokenizer", "train or try a tokenizer (SentencePiece, or fastai's words)",
-                   "ulmfit tokenizer train --dataset wikitext2 --out runs/tok",
-                   "ulmfit tokenizer encode runs/tok \"A gripping film\"")
-    tsub = tok.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
-    tt = _command(tsub, "train", "train a tokenizer on a corpus",
-                  "ulmfit tokenizer train --dataset wikitext2 --out runs/tok",
-                  "ulmfit tokenizer train --train corpus/ --out runs/tok --set tokenizer.vocab_size=4000")
-    tt.add_argument("--out", required=True, type=Path, metavar="DIR", help="output dir for tokenizer.model")
-    tt.add_argument("--preset", default="small", choices=PRESET_NAMES, help="its vocabulary size and model type")
-    tt.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a config field, e.g. --set tokenizer.vocab_size=4000")
-    _add_data_args(tt, labelled=False)
-    te = _command(tsub, "encode", "show the pieces of a text", "ulmfit tokenizer encode runs/pre \"A gripping film\"")
-    te.add_argument("dir", type=Path, metavar="DIR",
-                    help="a dir with tokenizer.model or fastai_vocab.json (a tokenizer or any run dir)")
-    te.add_argument("text", help="the text to encode")
     p = _command(sub, "pretrain", "stage 1: general-domain LM (ULMFiT §3.1)",
                  "ulmfit pretrain --dataset wikitext2 --out runs/pre",
                  "ulmfit pretrain --train corpus/ --preset tiny --max-steps 50 --out runs/smoke",
@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "ulmfit finetune --pretrained runs/pre --dataset clickbait --out runs/ft",
                  "ulmfit finetune --pretrained runs/pre --train reviews.csv --text-col title body --out runs/ft")
     _add_training_args(p, "finetune")
-    p.add_argument("--pretrained", required=True, type=Path, metavar="DIR", help="a pretrain run dir")
+    p.add_argument("--pretrained", required=True, type=Path, metavar="DIR",
+                   help="a pretrain run dir, or wt103-fwd / wt103-bwd: fastai's WikiText-103 LM (fetched once)")
     p = _command(sub, "classify", "stage 3: classifier with gradual unfreezing (§3.3)",
                  "ulmfit classify --finetuned runs/ft --dataset clickbait --out runs/cls",
                  "ulmfit classify --finetuned runs/ft --train train.csv --test test.csv --label-col stars "
@@ -244,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, "classify")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--finetuned", type=Path, metavar="DIR", help="a finetune run dir")
-    src.add_argument("--pretrained", type=Path, metavar="DIR", help="a pretrain run dir (skips stage 2)")
+    src.add_argument("--pretrained", type=Path, metavar="DIR",
+                     help="a pretrain run dir or wt103-fwd / wt103-bwd (skips stage 2)")
     src.add_argument("--from-classifier", type=Path, metavar="DIR",
                      help="a classify run dir: start from its encoder (e.g. an IMDb sentiment model for a small "
                           "review dataset); the head starts afresh")

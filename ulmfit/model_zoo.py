@@ -11,10 +11,13 @@ the `paper` preset's AWD-LSTM. A user who trusts a copy can pin its sha256 (`--s
 archive imported is recorded in the run dir's config.json.
 
     download_pretrained("wt103-fwd", "runs/wt103-fwd")    # = ulmfit lm download wt103-fwd --out runs/wt103-fwd
+    finetune(config, "wt103-fwd", data, out)              # a registry name works wherever a pretrain dir does
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +169,29 @@ def download_pretrained(name, out_dir: Path, sha256: str | None = None, force: b
                   "archive_sha256": datasets.sha256_file(path) if path.is_file() else None}
     result = import_fastai(weights, vocab, out_dir, spec.preset, spec.backwards, force, provenance, names)
     return {**result, "pretrained": spec.name, "archive_sha256": provenance["archive_sha256"]}
+
+
+def resolve_pretrained(path_or_name) -> Path:
+    """A run dir as it is, or a registry name (`wt103-fwd`) -> its imported run dir in the cache, fetched and
+    imported the first time. The import goes to a temp dir renamed into place, so concurrent first uses (ranks
+    under torchrun) cannot see half a run dir."""
+    path = Path(path_or_name)
+    if path.exists() or str(path_or_name) not in PRETRAINED:
+        return path
+    final = datasets.cache_dir() / str(path_or_name) / "run"
+    if (final / "config.json").is_file():
+        return final
+    tmp = final.with_name(f"run.{os.getpid()}.tmp")
+    try:
+        download_pretrained(str(path_or_name), tmp, force=True)
+        try:
+            os.rename(tmp, final)
+        except OSError:                      # another process got there first: its copy is as good
+            if not (final / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def import_files(weights: Path, vocab: Path, out_dir: Path, preset_name: str = "paper", backwards: bool = False,

@@ -30,6 +30,7 @@ from .dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
 from .errors import RunFinished, UlmfitError
 from .evaluate import evaluate_lm, predict_proba
 from .metrics import classification_report
+from .model_zoo import resolve_pretrained
 from .run_report import write_run_report
 from .runtime import Runtime, seed_everything, setup_runtime
 from .schedule import unfreeze_plan
@@ -124,6 +125,7 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
              force: bool = False, rt: Runtime | None = None) -> dict:
     """ULMFiT §3.2: fine-tune a pretrained LM on the target texts with discriminative LR and STLR."""
     started = time.perf_counter()
+    pretrained_dir = resolve_pretrained(pretrained_dir)          # a registry name (wt103-fwd) -> its cached run dir
     meta, lm_config, state, tokenizer = ckpt.load_run(pretrained_dir, stages=("pretrain", "finetune"))
     config = inherit_architecture(config, lm_config)
     rt = _runtime(config, rt)
@@ -214,6 +216,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     """
     started = time.perf_counter()
     source_stages = ("classify",) if from_classifier else ("pretrain", "finetune")
+    lm_dir = resolve_pretrained(lm_dir)
     meta, lm_config, state, tokenizer = ckpt.load_run(lm_dir, stages=source_stages)
     config = inherit_architecture(config, lm_config)
     cfg = config.train
