@@ -1,10 +1,10 @@
 """Step 1 of the pipeline, the `fastai` kind: text -> word ids exactly as fastai v2 makes them.
 
-ULMFiT §3 / §4 tokenised with fastai's word pipeline; this module reproduces the default one of fastai 2.8.12
-(`fastai.text.core`: `Tokenizer.from_df` -> `tokenize_df` -> `TokenizeWithRules(SpacyTokenizer())`) token for
-token, so that a model or a vocabulary can be compared with fastai's:
+ULMFiT §3 / §4 tokenised with fastai's word pipeline; this module reproduces the default one of fastai
+2.8.12 (`fastai.text.core`: `Tokenizer.from_df` -> `tokenize_df` -> `TokenizeWithRules(SpacyTokenizer())`)
+token for token, so that a model or a vocabulary can be compared with fastai's:
 
-    text --rules (on the string, in fastai's order)--> spaCy's blank English tokenizer --"▁" for spaces--> tokens
+    text --rules on the string, in fastai's order--> spaCy's blank English tokenizer --"▁" for " "--> tokens
          fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_useless_spaces,
          replace_all_caps, replace_maj, lowercase (which also puts "xxbos " in front)
 
@@ -40,7 +40,7 @@ FASTAI_SPECIALS = ("xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep
 VOCAB_FILE = "fastai_vocab.json"
 FAKE = "xxfake"                       # fastai's filler that rounds the vocabulary up to a multiple of 8
 
-# ---- the rules, on the raw string (fastai.text.core, defaults.text_proc_rules) ------------------------------
+# ---- the rules, on the raw string (fastai.text.core, defaults.text_proc_rules) ---------------------------
 # fix_html: plain substring replacements in this order, then html.unescape. The fragments lack their "&", so
 # "&amp;" becomes "&&" and "&quot;" becomes "&'" (fastai's behaviour, kept on purpose).
 _HTML_FIXES = (("#39;", "'"), ("amp;", "&"), ("#146;", "'"), ("nbsp;", " "), ("#36;", "$"), ("\\n", "\n"),
@@ -48,7 +48,7 @@ _HTML_FIXES = (("#39;", "'"), ("amp;", "&"), ("#146;", "'"), ("nbsp;", " "), ("#
                (" @-@ ", "-"), ("...", " …"))
 _CHAR_REP = re.compile(r"(\S)\1{2,}")                     # 3+ of one non-space char, digits included
 _WORD_REP = re.compile(r"""(?:\s|^)(\w+)                  # a word, after whitespace (eaten: it becomes " ")
-                           (?:\s+\1){2,}                  # two or more more copies of it
+                           (?:\s+\1){2,}                  # then two or more copies of it
                            (\s|\W|$)                      # then a non-word char, which is eaten and put back
                         """, re.VERBOSE)
 _SPECIAL_CHARS = re.compile(r"[/#\\]")
@@ -93,7 +93,7 @@ def replace_all_caps(text: str) -> str:
 
 
 def replace_maj(text: str) -> str:
-    """Capitalised words: "Hello" -> "xxmaj hello"; mixed case ("McDonald") is left to `lowercase`, without a marker."""
+    """Capitalised words: "Hello" -> "xxmaj hello"; mixed case ("McDonald") gets no marker."""
     return _CAPITALISED.sub(lambda m: ("xxmaj " if len(m.group(0)) > 1 else "") + m.group(0).lower(), text)
 
 
@@ -114,7 +114,7 @@ def apply_rules(text: str) -> str:
 
 
 def _blank_english():
-    """spaCy's rule-based English tokenizer with the special tokens kept whole (as fastai's SpacyTokenizer)."""
+    """spaCy's rule-based English tokenizer, the special tokens kept whole (as fastai's SpacyTokenizer)."""
     try:
         import spacy
         from spacy.symbols import ORTH
@@ -127,19 +127,22 @@ def _blank_english():
 
 
 def _check_vocab(vocab) -> None:
-    if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+    if not isinstance(vocab, (list, tuple)) or not all(isinstance(w, str) for w in vocab):
         raise UlmfitError("a fastai vocabulary must be a JSON list of strings")
-    if tuple(vocab[:len(FASTAI_SPECIALS)]) != FASTAI_SPECIALS:
-        raise UlmfitError(f"a fastai vocabulary must start with {' '.join(FASTAI_SPECIALS)}, "
-                          f"got {' '.join(map(str, vocab[:len(FASTAI_SPECIALS)]))}")
+    # ids 0-3 are fixed (the model's padding row, xxbos); fastai v1 put the other five specials in another order
+    missing = [w for w in FASTAI_SPECIALS[4:] if w not in vocab]
+    if tuple(vocab[:4]) != FASTAI_SPECIALS[:4] or missing:
+        raise UlmfitError(f"a fastai vocabulary must start with {' '.join(FASTAI_SPECIALS[:4])} and hold "
+                          f"{' '.join(FASTAI_SPECIALS[4:])}; got {vocab[:4]!r}, missing {missing!r}")  # repr: "\n"
     words = Counter(w for w in vocab if w != FAKE)         # fastai repeats only its filler
     repeated = [w for w, n in words.items() if n > 1]
     if repeated:
-        raise UlmfitError(f"a fastai vocabulary must not repeat a word; {len(repeated)} repeat, e.g. {repeated[0]!r}")
+        raise UlmfitError(f"a fastai vocabulary must not repeat a word; {len(repeated)} do, "
+                          f"e.g. {repeated[0]!r}")
 
 
 def make_vocab(counts: Counter, min_freq: int, max_vocab: int) -> list[str]:
-    """fastai's make_vocab: the specials, then words by count (>= min_freq), <= max_vocab, then xxfake filler."""
+    """fastai's make_vocab: the specials, then words by count (>= min_freq), <= max_vocab, then filler."""
     vocab = [w for w, n in counts.most_common(max_vocab) if n >= min_freq and w not in FASTAI_SPECIALS]
     vocab = (list(FASTAI_SPECIALS) + vocab)[:max_vocab]
     return vocab + [FAKE] * (8 - len(vocab) % 8)           # 1..8: a multiple of 8 still gets 8 (fastai does)
@@ -152,8 +155,9 @@ class FastaiTokenizer:
 
     def __init__(self, vocab: list[str], path: Path | None = None):
         _check_vocab(vocab)
-        self.vocab, self.path = list(vocab), None if path is None else Path(path)
+        self.vocab = list(vocab)
         self.vocab_size = len(self.vocab)
+        self.path = None if path is None else Path(path)
         # as fastai's Numericalize, the filler has no id of its own: a literal "xxfake" in text is unknown
         self.word_to_id = {w: i for i, w in enumerate(self.vocab) if w != FAKE}
         self._nlp = None
@@ -161,18 +165,18 @@ class FastaiTokenizer:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_nlp": None}         # a worker process builds its own spaCy pipeline
 
-    # ---- training and files --------------------------------------------------------------------------------
+    # ---- training and files -----------------------------------------------------------------------------
     @classmethod
     def train(cls, documents: Iterable[str], config: TokenizerConfig, out_dir: Path) -> "FastaiTokenizer":
-        """Count fastai's tokens over `documents` and keep the vocabulary make_vocab would; writes VOCAB_FILE."""
+        """Count fastai's tokens over `documents`, keep make_vocab's vocabulary; writes out_dir/VOCAB_FILE.
+
+        config.vocab_size is fastai's max_vocab and config.min_freq its min_freq."""
         nlp = _blank_english()                             # fail before reading a corpus if spaCy is missing
-        counts: Counter = Counter()
+        counts: Counter = Counter()                        # first seen first among equal counts, as fastai's
         total = len(documents) if hasattr(documents, "__len__") else None
-        with tqdm(total=total, desc="fastai vocab", unit="doc", disable=None) as bar:
-            for batch in _batches(documents, 1000):
-                for tokens in _tokenize_with(nlp, batch):
-                    counts.update(tokens)
-                bar.update(len(batch))
+        for tokens in _tokenize_with(nlp, tqdm(documents, total=total, desc="fastai vocab", unit="doc",
+                                               disable=None)):
+            counts.update(tokens)
         tok = cls(make_vocab(counts, config.min_freq, config.vocab_size))
         tok._nlp = nlp
         tok.save(out_dir)
@@ -180,7 +184,7 @@ class FastaiTokenizer:
 
     @classmethod
     def load(cls, dir_or_file) -> "FastaiTokenizer":
-        """Load `<dir>/fastai_vocab.json` (or that file); UlmfitError if it is missing or not a fastai vocab."""
+        """Load `<dir>/fastai_vocab.json` (or that file); UlmfitError if it is missing or not a vocabulary."""
         path = Path(dir_or_file)
         if path.is_dir():
             path = path / VOCAB_FILE
@@ -208,7 +212,7 @@ class FastaiTokenizer:
         """sha256 of the vocabulary file's bytes: checkpoints store it to catch a mismatched tokenizer."""
         return hashlib.sha256(self._canonical_bytes()).hexdigest()
 
-    # ---- tokens and ids -----------------------------------------------------------------------------------
+    # ---- tokens and ids ---------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:
         """fastai's tokens for one document, "xxbos" first."""
         return self.tokenize_documents([text])[0]
@@ -228,38 +232,33 @@ class FastaiTokenizer:
         return self.encode_documents([doc])[0]
 
     def encode_documents(self, docs: list[str]) -> list[list[int]]:
+        """`encode_document` of each of `docs` (what a corpus chunk is encoded with)."""
         lookup = self.word_to_id
         return [[lookup.get(t, self.unk_id) for t in tokens] for tokens in self.tokenize_documents(docs)]
 
     def id_to_piece(self, i: int) -> str:
         return self.vocab[i]
 
+    def surface(self, i: int) -> str:
+        """How token `i` reads inside running text: a word after a space (fastai writes spaces in tokens as "▁")."""
+        return " " + self.vocab[int(i)].replace("\u2581", " ")
+
     def decode(self, ids) -> str:
-        """Readable text from ids: drops xxbos/xxpad, undoes xxmaj/xxup, then xxrep/xxwrep; words joined by spaces."""
-        words = [self.vocab[i] for i in np.asarray(ids).ravel().tolist() if i not in (self.bos_id, self.pad_id)]
+        """Readable text: drops xxbos/xxpad, undoes xxmaj/xxup, then xxrep/xxwrep; tokens joined by spaces."""
+        ids = np.asarray(ids).ravel().tolist()
+        words = [self.vocab[i] for i in ids if i not in (self.bos_id, self.pad_id)]
         return " ".join(_undo_repeats(_undo_case(words))).replace("\u2581", " ")
 
     def encode_corpus(self, documents: Iterable[str], prefix: Path, processes: int = 1,
                       desc: str = "tokenize", chunk_chars: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-        """Numericalise `documents` into <prefix>.ids.npy/.offsets.npy; return memmaps (see `corpus.write_corpus`)."""
+        """Numericalise `documents` into <prefix>.ids.npy/.offsets.npy; return memmaps (see write_corpus)."""
         return write_corpus(self, documents, prefix, processes, desc, chunk_chars)
 
 
 def _tokenize_with(nlp, docs: Iterable[str]) -> Iterable[list[str]]:
-    # the blank pipeline has no components, so the tokenizer's own pipe gives nlp.pipe's Docs without its overhead
+    # the blank pipeline has no components: the tokenizer's own pipe gives nlp.pipe's Docs, minus its overhead
     for doc in nlp.tokenizer.pipe((apply_rules(str(d)) for d in docs), batch_size=1000):
         yield [t.text.replace(" ", "\u2581") for t in doc]          # fastai's post-rule replace_space
-
-
-def _batches(items: Iterable[str], size: int) -> Iterable[list[str]]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _undo_case(words: list[str]) -> list[str]:
