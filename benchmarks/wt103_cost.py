@@ -10,8 +10,9 @@ From it, the `paper` preset's recipe (fp32 on a CPU) on N short documents (click
                    preset's epochs (first one with only the top group trainable); measured: the setup, and tokens/s
                    of each stage over --lm-steps steps (0: one whole epoch); the whole recipe = setup + each epoch's
                    tokens / that stage's tokens/s
-  classifier       gradual unfreezing over the preset's epochs; measured: the setup and documents/s of each
-                   unfreezing stage over --cls-steps steps shared out among the stages (0: the whole run)
+  classifier       gradual unfreezing over the preset's epochs; measured: the setup and the seconds of each
+                   unfreezing stage over --cls-steps steps shared out among the stages (0: the whole run), scaled
+                   to a whole epoch by padded tokens (an epoch starts with its longest batch)
 
 Prints a table (measured seconds, and the whole recipe's minutes for N and per 1,000 documents) with the CPU, and
 `--json FILE` writes the figures.
@@ -32,13 +33,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ulmfit import datasets  # noqa: E402
 from ulmfit.awd_lstm import LanguageModel  # noqa: E402
+from ulmfit.batching import ClassificationBatches  # noqa: E402
 from ulmfit.config import TokenizerConfig, preset  # noqa: E402
+from ulmfit.corpus import load_corpus  # noqa: E402
 from ulmfit.dataspec import DataSpec  # noqa: E402
 from ulmfit.fastai_interop import ulmfit_to_fastai  # noqa: E402
 from ulmfit.fastai_tokenizer import FastaiTokenizer  # noqa: E402
@@ -102,11 +106,24 @@ def classifier_cost(ft_dir, texts, labels, valid, work, steps, threads) -> dict:
     wall = time.perf_counter() - start
     rows = history(work / "cls")
     trained = sum(r["seconds"] for r in rows)
-    rate = {r["stage"]: r["items_per_s"] for r in rows}           # docs/s of each unfreezing stage
+    rate = {r["stage"]: r["items_per_s"] for r in rows}           # docs/s of each unfreezing stage, as measured
     names = ["embedding"] + [f"lstm_{i}" for i in range(cfg.model.n_layers)] + ["head"]
     stages = stages_from_plan(names, unfreeze_plan(len(names), cfg.train.strategy, cfg.train.epochs))
-    recipe = (wall - trained) + sum(s.epochs * len(texts) / rate[s.name] for s in stages)
-    return {"wall_s": round(wall, 1), "setup_s": round(wall - trained, 1), "docs_per_s": rate,
+    # A capped run sees each epoch's first batches only, and an epoch starts with its longest batch: docs/s from
+    # them would overstate the cost of long documents. So the cost is carried by padded tokens (batch x longest
+    # document), the work a step does: seconds per padded token in the measured steps x an epoch's padded tokens.
+    ids, offsets = load_corpus(work / "cls" / "data" / "train")
+    batches = ClassificationBatches(ids, offsets, np.zeros(len(offsets) - 1, dtype=np.int64), cfg.train.batch_size,
+                                    shuffle=True, seed=cfg.train.seed)
+    recipe, per_epoch, step = wall - trained, {}, 0
+    for row in rows:
+        padded = [len(b) * int(batches.lengths[b].max()) for b in batches.batch_indices(row["epoch"] - 1)]
+        done = row["step"] - step
+        step = row["step"]
+        per_epoch[row["stage"]] = row["seconds"] / sum(padded[:done]) * sum(padded)
+    recipe += sum(s.epochs * per_epoch[s.name] for s in stages)
+    return {"wall_s": round(wall, 1), "setup_s": round(wall - trained, 1), "docs_per_s_measured": rate,
+            "epoch_s": {k: round(v, 1) for k, v in per_epoch.items()},
             "epochs_in_recipe": {s.name: s.epochs for s in stages}, "recipe_s": round(recipe, 1), "steps_measured": rows[-1]["step"]}
 
 
@@ -141,7 +158,8 @@ def main() -> int:
                 continue
             pick = random.Random(0).sample(range(len(splits["train"][0])), args.docs)   # the splits are class-sorted
             texts, labels = [splits["train"][0][i] for i in pick], [splits["train"][1][i] for i in pick]
-            valid = (splits["valid"][0][:200], splits["valid"][1][:200])
+            held = random.Random(1).sample(range(len(splits["valid"][0])), 200)
+            valid = ([splits["valid"][0][i] for i in held], [splits["valid"][1][i] for i in held])
             (work / kind).mkdir()
             lm = lm_cost(work / "wt103", texts, valid[0], work / kind, lm_steps, args.threads)
             print(f"{kind}: LM fine-tuning {json.dumps(lm)}", flush=True)
