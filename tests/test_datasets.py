@@ -1,4 +1,5 @@
 """Tests for ulmfit/datasets.py: registry, download (local http.server), cache, mirror, standard splits."""
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -54,15 +55,24 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def serving(handler):
+    """A real HTTP server on 127.0.0.1 answering with `handler`'s routes; yields its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture(scope="module")
 def server():
     archive = _wikitext_zip()
     _Handler.routes = {"wikitext-2-v1.zip": archive}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", archive
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Handler) as url:
+        yield url, archive
 
 
 @pytest.fixture

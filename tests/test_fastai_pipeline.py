@@ -52,23 +52,31 @@ def run(capsys, *argv) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("direction", ["fwd", "bwd"])
-def test_imported_lm_through_the_cli(files, tmp_path, capsys, direction):
-    back = ["--backwards"] if direction == "bwd" else []
-    lm, ft, cls = tmp_path / "lm", tmp_path / "ft", tmp_path / "cls"
-    run(capsys, "lm", "import", "--fastai", files / "lm.pth", files / "itos.pkl", "--preset", "tiny", "--out", lm,
-        *back)
+def test_imported_lm_through_the_cli(files, tmp_path, capsys):
+    """lm import -> finetune -> classify -> evaluate -> predict, forward and backward, then their ensemble and a
+    generation from the imported LM."""
     data = ["--train", files / "train.csv", "--valid", files / "valid.csv"]
-    run(capsys, "finetune", "--pretrained", lm, *data, *SMALL, "--out", ft, *back)
-    result = run(capsys, "classify", "--finetuned", ft, *data, "--test", files / "test.csv", *SMALL, "--out", cls,
-                 *back)
-    assert 0 <= result["test_accuracy"] <= 1
-    _, config, _, tokenizer = ckpt.load_run(cls)
-    assert tokenizer.kind == "fastai" and config.train.backwards == (direction == "bwd") and config.model.pad_id == 1
-    scores = run(capsys, "evaluate", cls, "--data", files / "test.csv", "--no-baseline")
-    assert scores["n"] == 20
-    predicted = run(capsys, "predict", cls, "The striker scored a goal", "--no-baseline")
-    assert predicted["predictions"][0]["label"] in ("food", "sport")
+    classifiers = []
+    for direction in ("fwd", "bwd"):
+        back = ["--backwards"] if direction == "bwd" else []
+        lm, ft, cls = tmp_path / f"lm-{direction}", tmp_path / f"ft-{direction}", tmp_path / f"cls-{direction}"
+        run(capsys, "lm", "import", "--fastai", files / "lm.pth", files / "itos.pkl", "--preset", "tiny",
+            "--out", lm, *back)
+        run(capsys, "finetune", "--pretrained", lm, *data, *SMALL, "--out", ft, *back)
+        result = run(capsys, "classify", "--finetuned", ft, *data, "--test", files / "test.csv", *SMALL,
+                     "--out", cls, *back)
+        assert result["n_test"] == 20
+        _, config, _, tokenizer = ckpt.load_run(cls)
+        assert tokenizer.kind == "fastai" and config.model.pad_id == 1
+        assert config.train.backwards == (direction == "bwd")
+        assert run(capsys, "evaluate", cls, "--data", files / "test.csv", "--no-baseline")["n"] == 20
+        predicted = run(capsys, "predict", cls, "The striker scored a goal", "--no-baseline")
+        assert predicted["predictions"][0]["label"] in ("food", "sport")
+        classifiers.append(cls)
+    both = run(capsys, "evaluate", *classifiers, "--data", files / "test.csv", "--no-baseline")
+    assert both["n"] == 20 and len(both["models"]) == 2
+    text = run(capsys, "generate", tmp_path / "lm-fwd", "The match", "--n-words", "5")
+    assert text["text"].lower().startswith("the match")
 
 
 def test_finetune_moves_to_the_target_vocabulary(files, tmp_path, capsys):

@@ -7,13 +7,11 @@ import dataclasses
 import hashlib
 import io
 import tarfile
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
 import torch
 
-from tests.test_datasets import _Handler
+from tests.test_datasets import _Handler, cache, serving  # noqa: F401 (cache: a fixture)
 from tests.test_fastai_interop import as_bytes, fastai_state, vocab_bytes
 from ulmfit import checkpoint as ckpt
 from ulmfit import model_zoo as Z
@@ -43,18 +41,8 @@ class _ZooHandler(_Handler):
 @pytest.fixture(scope="module")
 def server():
     _ZooHandler.routes = {"wt103-fwd.tgz": GOOD, "bad.tgz": NO_VOCAB}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ZooHandler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ULMFIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("ULMFIT_MIRROR", raising=False)
-    return tmp_path / "cache"
+    with serving(_ZooHandler) as url:
+        yield url
 
 
 def spec(url: str, archive: bytes = GOOD) -> Z.PretrainedSpec:

@@ -45,6 +45,23 @@ print(repr(decoded))
 assert ids[0] == 2 and ids.count(3) == apply_rules(text).count("\n") + 1   # one BOS; one EOS per line (<br /> too)
 assert decoded.split() == undo_rules(apply_rules(text)).split()
 # %% [markdown]
+# ## fastai's word tokens: the published WikiText-103 LM's vocabulary
+#
+# The LM that the paper starts from (fastai's `wt103-fwd`, `ulmfit lm download`) reads fastai's *word* tokens:
+# spaCy's English tokenizer plus fastai's rules (`xxbos` first, `xxmaj`/`xxup` for case, `xxrep`, HTML fixes),
+# 60,000 words, and everything else is `xxunk`. `FastaiTokenizer` reproduces it token for token (checked against
+# fastai 2.8.12 on 11,132 real texts, `benchmarks/results/fastai_tokenizer_agreement.txt`). Compare its tokens
+# with the SentencePiece pieces above: whole words, a `\n` token for the line break, and no EOS per line.
+# %%
+from ulmfit.errors import UlmfitError
+from ulmfit.fastai_tokenizer import FastaiTokenizer
+
+try:
+    words = FastaiTokenizer(["xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep", "xxup", "xxmaj"])
+    print(words.tokenize(text))
+except UlmfitError as e:                    # spaCy is an optional extra: pip install 'ulmfit[fastai]'
+    print(e)
+# %% [markdown]
 # ## A numericalised corpus
 #
 # `encode_corpus` writes the whole corpus as one flat id array plus document offsets (`uint16` when the vocabulary
