@@ -130,3 +130,22 @@ def test_mirror_folder_with_the_two_files(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("ULMFIT_MIRROR", str(tmp_path / "mirror"))
     Z.download_pretrained(spec("http://127.0.0.1:9/never-used.tgz"), tmp_path / "lm")
     assert (tmp_path / "lm" / "model.pt").is_file() and files_in(cache) == []
+
+
+def test_cli_bad_archive_exit_2_nothing_cached(server, cache, tmp_path, monkeypatch, capsys):
+    from ulmfit.cli import main
+    monkeypatch.setitem(Z.PRETRAINED, "wt103-fwd", spec(f"{server}/ok/bad.tgz", NO_VOCAB))
+    assert main(["lm", "download", "wt103-fwd", "--out", str(tmp_path / "lm")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ulmfit: error: cannot download wt103-fwd")
+    assert files_in(cache) == [] and not (tmp_path / "lm").exists()
+
+
+def test_registry_name_as_pretrained_is_imported_once(server, cache, monkeypatch):
+    """`--pretrained wt103-fwd` resolves to a run dir imported into the cache on first use, reused after."""
+    monkeypatch.setitem(Z.PRETRAINED, "wt103-fwd", spec(f"{server}/ok/wt103-fwd.tgz"))
+    first = Z.resolve_pretrained("wt103-fwd")
+    assert first == cache / "wt103-fwd" / "run" and (first / "model.pt").is_file()
+    stamp = (first / "model.pt").stat().st_mtime_ns
+    assert Z.resolve_pretrained("wt103-fwd") == first and (first / "model.pt").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (cache / "wt103-fwd").iterdir()) == ["run", "wt103-fwd.tgz"]
