@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from ulmfit.batching import ClassificationBatches, LMBatches, fold_stream, sample_bptt_length
+from ulmfit.batching import (ClassificationBatches, LMBatches, fold_stream, sample_bptt_length,
+                             token_budget_batches)
 from ulmfit.config import PAD_ID
 from ulmfit.errors import UlmfitError
 
@@ -219,6 +220,39 @@ class TestClassificationBatches:
         seen = [np.concatenate(s.batch_indices(0)).tolist() for s in shards]
         assert len(shards[0].batch_indices(0)) == len(shards[1].batch_indices(0)) == len(shards[0])
         assert not set(seen[0]) & set(seen[1]) and sorted(seen[0] + seen[1]) == list(range(24))
+
+
+class TestTokenBudgetBatches:
+    """Prediction batches cut by padded tokens (documents x longest length), not by a document count."""
+
+    def test_batches_respect_the_budget_and_the_document_cap(self):
+        """Every batch pads to at most max_tokens and holds at most max_docs documents; each document comes once,
+        longest first."""
+        lengths = np.random.default_rng(0).integers(1, 300, 500)
+        batches = token_budget_batches(lengths, max_tokens=1000, max_docs=32)
+        assert all(len(b) * lengths[b].max() <= 1000 and len(b) <= 32 for b in batches)
+        order = np.concatenate(batches)
+        assert sorted(order.tolist()) == list(range(500)) and (np.diff(lengths[order]) <= 0).all()
+
+    def test_short_documents_share_big_batches_and_long_ones_small(self):
+        """With a budget of 64 x 256 tokens: 15-token texts fill the 64-document cap, 1,000-token texts go 16 at
+        a time."""
+        short = token_budget_batches(np.full(200, 15), 64 * 256, 64)
+        long = token_budget_batches(np.full(40, 1000), 64 * 256, 64)
+        assert [len(b) for b in short] == [64, 64, 64, 8] and [len(b) for b in long] == [16, 16, 8]
+
+    def test_a_document_over_the_budget_goes_alone(self):
+        """A document longer than max_tokens is a batch of one, not an error."""
+        assert [len(b) for b in token_budget_batches(np.array([50, 5, 5]), 20, 8)] == [1, 2]
+
+    def test_classification_batches_take_the_budget(self):
+        """ClassificationBatches(batch_tokens=...) yields those batches, padded to each one's longest document,
+        and its len counts them."""
+        ids, offsets, labels = make_labelled(range(1, 30))
+        batches = ClassificationBatches(ids, offsets, labels, 8, False, 0, batch_tokens=40)
+        shapes = [tuple(tokens.shape) for tokens, _, _, _ in batches]
+        assert len(shapes) == len(batches) and all(b * t <= 40 and b <= 8 for b, t in shapes)
+        assert sum(b for b, _ in shapes) == 29
 
 
 def sizes_per_rank(batches):

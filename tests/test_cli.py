@@ -186,7 +186,7 @@ class TestLabelCol:
 def model_dir(tmp_path, monkeypatch):
     from ulmfit import inference
 
-    def proba(dirs, texts, batch_size=64, rt=None, baseline=True):
+    def proba(dirs, texts, batch_size=64, rt=None, baseline=True, int8=False, max_tokens=None):
         return np.array([[0.1, 0.9] if "good" in t else [0.8, 0.2] for t in texts]), ["neg", "pos"]
     monkeypatch.setattr(inference, "ensemble_proba", proba)
     (tmp_path / "cls").mkdir()
@@ -250,6 +250,23 @@ class TestPredict:
         err = capsys.readouterr().err
         assert f"already has a column {taken!r}" in err and len(_lines(err)) == 1
         assert not (tmp_path / "out.csv").exists()
+
+    @pytest.mark.parametrize("command", ["predict", "evaluate"])
+    def test_int8_and_max_tokens_reach_the_models(self, tmp_path, monkeypatch, command):
+        """--int8 and --max-tokens are handed to ensemble_proba; without them, fp32 and the API's default budget."""
+        from ulmfit import inference
+        from ulmfit.classifier import DEFAULT_MAX_TOKENS
+        seen = []
+
+        def proba(dirs, texts, batch_size=64, rt=None, baseline=True, int8=False, max_tokens=None):
+            seen.append((int8, max_tokens))
+            return np.array([[0.2, 0.8]] * len(texts)), ["neg", "pos"]
+        monkeypatch.setattr(inference, "ensemble_proba", proba)
+        (tmp_path / "cls").mkdir()
+        data = _csv(tmp_path / "test.csv", ("text", "label"), [("good", "pos")])
+        argv = [command, str(tmp_path / "cls"), *(["good"] if command == "predict" else ["--data", str(data)])]
+        assert main(argv) == 0 and main([*argv, "--int8", "--max-tokens", "500"]) == 0
+        assert seen == [(False, DEFAULT_MAX_TOKENS), (True, 500)]
 
     def test_text_file_input(self, model_dir, tmp_path):
         """A .txt file is one text per line, written back in the column text."""

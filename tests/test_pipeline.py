@@ -32,6 +32,12 @@ def _write_labelled(path, topics, seed=1):
     return path
 
 
+def _texts_of_many_lengths(n: int, seed: int = 2) -> list[str]:
+    """n texts of 1 to 30 synthetic sentences (about 10 to 400 tokens), in no order of length."""
+    rng = random.Random(seed)
+    return [" ".join(_sentence(rng, rng.choice(list(TOPICS))) for _ in range(rng.randint(1, 30))) for _ in range(n)]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Three finished stages on synthetic data (a few seconds on the tiny preset)."""
@@ -92,6 +98,24 @@ class TestPipeline:
         alone = rows([clf.predict([t])[0] for t in texts])
         assert len(np.unique(alone.round(5), axis=0)) == len(texts)       # any mix-up of rows would show
         np.testing.assert_allclose(rows(clf.predict(texts, batch_size=4)), alone, rtol=1e-5, atol=1e-6)
+
+    def test_token_budget_batches_give_the_fixed_count_probabilities(self, runs):
+        """Cut by a budget of 300 padded tokens (1 to 8 documents a batch), predict_proba returns what the fixed
+        8-document batching returns, to fp32 rounding (the LSTM kernel rounds other batch shapes differently)."""
+        from ulmfit.classifier import TextClassifier
+        clf = TextClassifier.from_pretrained(runs / "cls")
+        texts = _texts_of_many_lengths(40)
+        assert max(len(ids) for ids in clf.tokenizer.encode_documents(texts)) * 8 > 300     # the budget bites
+        np.testing.assert_allclose(clf.predict_proba(texts, batch_size=8, max_tokens=300),
+                                   clf.predict_proba(texts, batch_size=8, max_tokens=None), rtol=1e-5, atol=1e-6)
+
+    def test_token_budget_batches_keep_the_input_order(self, runs):
+        """Row i of predict_proba under a token budget is what text i gets alone."""
+        from ulmfit.classifier import TextClassifier
+        clf = TextClassifier.from_pretrained(runs / "cls")
+        texts = _texts_of_many_lengths(12)
+        alone = np.concatenate([clf.predict_proba([t]) for t in texts])
+        np.testing.assert_allclose(clf.predict_proba(texts, max_tokens=300), alone, rtol=1e-5, atol=1e-6)
 
     def test_predict_api_batches_and_returns_probabilities(self, runs):
         """predict(texts) gives one label and a probability per class for every text."""

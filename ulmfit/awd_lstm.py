@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from . import quantize
 from .checkpoint import load_run, load_state_checked
 from .config import ModelConfig
 from .errors import UlmfitError
@@ -135,14 +136,18 @@ class LanguageModel(nn.Module):
         return cls(config)
 
     @classmethod
-    def from_pretrained(cls, run_dir, device: str | torch.device | None = None) -> "LanguageModel":
+    def from_pretrained(cls, run_dir, device: str | torch.device | None = None, int8: bool = False) -> "LanguageModel":
         """Load a `pretrain`/`finetune` run dir (config.json + model.pt + tokenizer) in eval mode, with
-        `.tokenizer` and `.stage_config` attached; on the GPU when there is one, unless `device` says otherwise."""
+        `.tokenizer` and `.stage_config` attached; on the GPU when there is one, unless `device` says otherwise.
+        With `int8`, on the CPU with int8 LSTMs and decoder (`quantize.quantize_language_model`)."""
+        if int8:
+            device = quantize.int8_device(device)  # refused here, before the loading, if int8 cannot run
         _meta, stage_config, state, tokenizer = load_run(run_dir, stages=("pretrain", "finetune"))
         model = cls(stage_config.model)
         load_state_checked(model, state, Path(run_dir))
         model.tokenizer, model.stage_config = tokenizer, stage_config
-        return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        return quantize.quantize_language_model(model) if int8 else model
 
     def forward(self, tokens: torch.Tensor, hidden: Hidden | None = None,
                 generator: torch.Generator | None = None) -> LMOutput:

@@ -32,7 +32,9 @@ Classification (ULMFiT §3.3): documents are bucketed by length, right-padded wi
 batches, sorted by length inside, the batch holding the longest document first so an out-of-memory shows at once;
 a last training batch that would leave a rank one document (the head's BatchNorm cannot train on one) joins the
 batch before it.
-Evaluation batches are sorted by length, longest first; `index` puts predictions back in the original order.
+Evaluation batches are sorted by length, longest first; `index` puts predictions back in the original order. For
+prediction they can be cut by a token budget instead of a document count (`token_budget_batches`): many short texts
+in a batch, few long ones, so that documents x padded length stays about the same from batch to batch.
 """
 from __future__ import annotations
 
@@ -193,6 +195,22 @@ def _split(order: np.ndarray, size: int) -> list[np.ndarray]:
     return [order[i:i + size] for i in range(0, len(order), size)]
 
 
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_docs: int) -> list[np.ndarray]:
+    """Document indices, longest first, cut so that each batch's padded size (documents x its longest length) is at
+    most `max_tokens`, with at most `max_docs` documents; a document longer than `max_tokens` goes alone.
+
+    The idea of fairseq's --max-tokens: the work per batch is bounded, not the document count, so short texts share
+    big batches and a 1,000-token document does not pad 63 others to its length."""
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)             # sorted: the first is the batch's longest
+        size = max(1, min(max_docs, max_tokens // longest))
+        batches.append(order[start:start + size])
+        start += size
+    return batches
+
+
 class ClassificationBatches:
     """(tokens (B, T), mask (B, T), labels (B,), index (B,)) batches of documents bucketed by length (ULMFiT §3.3).
 
@@ -200,13 +218,17 @@ class ClassificationBatches:
     input so predictions can be put back in order. `backwards=True` reverses each document before padding.
     `max_tokens` (default None: BPT3C reads long documents whole) keeps only the last `max_tokens` tokens fed to
     the model, the ones BPT3C's pooling would see. `labels=None` yields labels of -1 (prediction).
+    `batch_tokens` (evaluation on one process only) cuts the length-sorted documents by `token_budget_batches`,
+    `batch_size` then capping the documents per batch.
     """
 
     def __init__(self, ids: np.ndarray, offsets: np.ndarray, labels: np.ndarray | None, batch_size: int,
                  shuffle: bool, seed: int, backwards: bool = False, max_tokens: int | None = None,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, batch_tokens: int | None = None):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        if batch_tokens is not None and (shuffle or world_size > 1):
+            raise ValueError("batch_tokens is for evaluation on one process (shuffle=False, world_size=1)")
         self.ids, self.offsets = ids, np.asarray(offsets, dtype=np.int64)
         self.lengths = np.diff(self.offsets)
         if max_tokens is not None:
@@ -218,7 +240,7 @@ class ClassificationBatches:
         if len(self.labels) != n_docs:
             raise UlmfitError(f"{len(self.labels)} labels for {n_docs} documents")
         self.batch_size, self.shuffle, self.seed, self.backwards = batch_size, shuffle, seed, backwards
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.batch_tokens = rank, world_size, batch_tokens
         self.epoch = 0
         if shuffle:                       # training: BatchNorm in train mode needs 2+ documents per rank
             self._check_trainable(n_docs)
@@ -241,6 +263,8 @@ class ClassificationBatches:
         global_size = self.batch_size * self.world_size
         if self.shuffle:
             batches = _sortish_batches(self.lengths, global_size, _epoch_rng(self.seed, epoch, 2), self.world_size)
+        elif self.batch_tokens is not None:
+            batches = token_budget_batches(self.lengths, self.batch_tokens, self.batch_size)
         else:
             batches = _split(_pad(np.argsort(-self.lengths, kind="stable"), self.world_size), global_size)
         # strided, not contiguous: every rank gets documents of about the same length, so no rank waits
@@ -269,6 +293,8 @@ class ClassificationBatches:
 
     def __len__(self) -> int:
         """Batches per epoch on each rank (exact: the loop plans its steps by it, and every rank must agree)."""
+        if self.batch_tokens is not None:
+            return len(self.batch_indices(0))
         global_size = self.batch_size * self.world_size
         n_docs = len(self.lengths) + (-len(self.lengths) % self.world_size)      # after _pad
         n_batches = -(-n_docs // global_size)

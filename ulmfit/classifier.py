@@ -19,7 +19,9 @@ run dir back (checkpoint.py), `.predict(texts)` gives labels with probabilities 
 (N, C) array. The CLI's `predict` and `evaluate` (inference.py) call the same two methods. Where the run's report
 chose, on its validation split, to average in the run's TF-IDF + LR baseline (config.json: "baseline_ensemble",
 see run_report.py), `from_pretrained` loads that baseline too and `predict_proba` averages the two, unless
-`from_pretrained(..., baseline=False)`.
+`from_pretrained(..., baseline=False)`. `from_pretrained(..., int8=True)` quantizes the LSTMs and the head to int8
+for CPU inference (quantize.py). `predict_proba` sorts the texts by length and batches them by a token budget
+(`max_tokens`: documents x padded length per batch), under `torch.inference_mode()`.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import evaluate
+from . import evaluate, quantize
 from .awd_lstm import AWDLSTMEncoder, detach_hidden
 from .baseline import run_baseline
 from .batching import ClassificationBatches
@@ -38,6 +40,10 @@ from .checkpoint import CONFIG_FILE, load_run, load_state_checked
 from .config import ModelConfig, TrainConfig
 from .errors import UlmfitError
 from .runtime import Runtime
+
+# predict_proba's token budget: 64 documents of 256 tokens (the batch of the README's throughput figures), so up to
+# 256 tokens the batches are the fixed 64-document ones, and beyond it they shrink: 16 documents of 1,000 tokens
+DEFAULT_MAX_TOKENS = 64 * 256
 
 
 def masked_concat_pool(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -156,6 +162,7 @@ class TextClassifier(nn.Module):
         self.encoder = AWDLSTMEncoder(model_config)
         self.head = PoolingHead(3 * model_config.emb_size, n_classes, head_hidden, head_dropouts)
         self.baseline = None               # a baseline.TfidfLR whose probabilities predict_proba averages in
+        self.int8 = False                  # quantize.quantize_classifier sets it: eval only, CPU, fp32 runtime
 
     @classmethod
     def from_config(cls, model_config: ModelConfig, n_classes: int,
@@ -166,11 +173,14 @@ class TextClassifier(nn.Module):
                    head_dropouts=(t.head_dropout, t.head_dropout_final))
 
     @classmethod
-    def from_pretrained(cls, run_dir, device: str | torch.device | None = None,
-                        baseline: bool = True) -> "TextClassifier":
+    def from_pretrained(cls, run_dir, device: str | torch.device | None = None, baseline: bool = True,
+                        int8: bool = False) -> "TextClassifier":
         """Load a `classify` run dir in eval mode, with `.tokenizer`, `.label_names` and `.stage_config` attached;
         on the GPU when there is one, unless `device` says otherwise. With `baseline` (the default), also the
-        run's TF-IDF + LR baseline when the run chose to average it in (`.baseline`, else None)."""
+        run's TF-IDF + LR baseline when the run chose to average it in (`.baseline`, else None). With `int8`, on
+        the CPU with int8 LSTMs and head (`quantize.quantize_classifier`; the files on disk are not changed)."""
+        if int8:
+            device = quantize.int8_device(device)  # refused here, before the loading, if int8 cannot run
         meta, stage_config, state, tokenizer = load_run(run_dir, stages=("classify",))
         labels = meta.get("labels")
         if not labels:
@@ -179,17 +189,23 @@ class TextClassifier(nn.Module):
         load_state_checked(model, state, Path(run_dir))
         model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), stage_config
         model.baseline = run_baseline(run_dir, meta) if baseline else None
-        return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        return quantize.quantize_classifier(model) if int8 else model
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64, rt: Runtime | None = None) -> np.ndarray:
-        """(N, C) class probabilities for `texts`, columns in the order of `.label_names`; batched by length.
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64, rt: Runtime | None = None,
+                      max_tokens: int | None = DEFAULT_MAX_TOKENS) -> np.ndarray:
+        """(N, C) class probabilities for `texts`, columns in the order of `.label_names`, rows in input order.
 
-        Needs a model loaded with `from_pretrained` (it carries the tokenizer). `rt` (the CLI's) sets the device
-        and mixed precision; by default the model's own device in fp32. With a `.baseline`, the mean of the
-        classifier's and the baseline's probabilities.
+        The texts are sorted by length and cut into batches of at most `max_tokens` padded tokens (documents x the
+        batch's longest length) and at most `batch_size` documents (`batching.token_budget_batches`);
+        `max_tokens=None` cuts them by `batch_size` alone. Needs a model loaded with `from_pretrained` (it carries
+        the tokenizer). `rt` (the CLI's) sets the device and mixed precision; by default the model's own device in
+        fp32. With a `.baseline`, the mean of the classifier's and the baseline's probabilities.
         """
         if getattr(self, "tokenizer", None) is None:
             raise UlmfitError("predict needs a classifier loaded with TextClassifier.from_pretrained(run_dir)")
+        if self.int8 and rt is not None:
+            quantize.check_int8_runtime(rt.device, rt.precision)
         texts = [str(t) for t in texts]
         empty = [i for i, t in enumerate(texts) if not t.strip()]
         if empty:
@@ -200,16 +216,20 @@ class TextClassifier(nn.Module):
         offsets = np.cumsum([0] + [len(e) for e in encoded])
         ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(offsets[-1]))
         batches = ClassificationBatches(ids, offsets, None, batch_size, shuffle=False, seed=0,
-                                        backwards=self.stage_config.train.backwards)
-        # the same no-grad loop that scores the test split during `classify`, so both give the same numbers
-        probs = evaluate.predict_proba(self, batches, rt or Runtime(device=next(self.parameters()).device), len(texts))
+                                        backwards=self.stage_config.train.backwards, batch_tokens=max_tokens)
+        # the same loop that scores the test split during `classify`, so both give the same numbers; inference
+        # mode on top of its no_grad also skips autograd's version counters (the outputs are only read)
+        with torch.inference_mode():
+            probs = evaluate.predict_proba(self, batches, rt or Runtime(device=next(self.parameters()).device),
+                                           len(texts))
         if self.baseline is not None:
             probs = ((probs + self.baseline.predict_proba(texts)) / 2).astype(np.float32)
         return probs
 
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
+    def predict(self, texts: Sequence[str], batch_size: int = 64,
+                max_tokens: int | None = DEFAULT_MAX_TOKENS) -> list[dict]:
         """[{"label": ..., "probabilities": {label: p}}] for each text, from `predict_proba`."""
-        probs = self.predict_proba(texts, batch_size)
+        probs = self.predict_proba(texts, batch_size, max_tokens=max_tokens)
         return [{"label": self.label_names[int(p.argmax())],
                  "probabilities": {n: float(q) for n, q in zip(self.label_names, p)}} for p in probs]
 

@@ -10,9 +10,11 @@ way: cli -> commands, never back.
                                             [--set field=value ...] (--dataset NAME | --train FILE ...)
                                             [--text-col C ...] [--label-col C (classify only)]
     ulmfit evaluate DIR [DIR ...] (--dataset NAME | --data FILE --text-col C --label-col C) [--no-baseline]
+                                  [--int8] [--batch-size 64] [--max-tokens 16384]
     ulmfit predict DIR [DIR ...] ("text" ... | --file in.csv --out out.csv) [--no-baseline]
+                                 [--int8] [--batch-size 64] [--max-tokens 16384]
     ulmfit explain DIR "text" [--target LABEL] [--steps 48]
-    ulmfit generate DIR "prompt" [--n-words 50] [--temperature 0.8] [--top-k 40] [--seed 0]
+    ulmfit generate DIR "prompt" [--n-words 50] [--temperature 0.8] [--top-k 40] [--seed 0] [--int8]
 
 A user error prints one line on stderr and exits with code 2; every command's last stdout line is one JSON object.
 """
@@ -143,6 +145,20 @@ def _add_no_baseline(p) -> None:
                         "report found, on the validation split, that the mean beats both")
 
 
+def _add_int8(p, what: str) -> None:
+    p.add_argument("--int8", action="store_true",
+                   help=f"run {what} with int8 weights on the CPU (torch's dynamic quantization; the "
+                        "probabilities shift slightly from fp32's); the run dir is not changed")
+
+
+def _add_inference_batching(p) -> None:
+    # --max-tokens' default is classifier.DEFAULT_MAX_TOKENS, written out: importing it would import torch for --help
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="at most N texts per forward pass")
+    p.add_argument("--max-tokens", type=_positive_int, default=64 * 256, metavar="N",
+                   help="at most N padded tokens per forward pass (texts x the longest one's length): short texts "
+                        "share big batches, long ones go in small ones")
+
+
 def _add_training_args(p, stage: str) -> None:
     p.add_argument("--preset", default="small", choices=PRESET_NAMES,
                    help="model sizes and training settings: paper (the GPU recipe), small (a CPU run), tiny (smoke)")
@@ -264,12 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col", nargs="+", default=["text"], metavar="C",
                    help="text column(s) of --data, joined with a newline")
     p.add_argument("--label-col", default="label", metavar="C", help="label column of --data")
-    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="texts per forward pass")
+    _add_inference_batching(p)
     _add_no_baseline(p)
+    _add_int8(p, "the classifier(s)")
     p = _command(sub, "predict", "labels with probabilities",
                  "ulmfit predict runs/cls \"A gripping film\" \"A dull film\"",
                  "ulmfit predict runs/cls --file new.csv                      # one line per text",
-                 "ulmfit predict runs/cls runs/cls-bwd --file new.csv --out predictions.csv")
+                 "ulmfit predict runs/cls runs/cls-bwd --file new.csv --out predictions.csv",
+                 "ulmfit predict runs/cls --file new.csv --int8                # int8 on the CPU")
     p.add_argument("dirs", nargs="+", metavar="DIR_OR_TEXT", help="classifier dir(s), then the texts (or use --file)")
     p.add_argument("--file", type=Path, help="CSV/TSV/JSONL file, folder per class, or .txt (a text per line)")
     p.add_argument("--out", type=Path, metavar="FILE",
@@ -277,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(CSV; TSV or JSONL by suffix)")
     p.add_argument("--text-col", nargs="+", default=["text"], metavar="C",
                    help="text column(s) of --file, joined with a newline")
-    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="texts per forward pass")
+    _add_inference_batching(p)
     _add_no_baseline(p)
+    _add_int8(p, "the classifier(s)")
     p = _command(sub, "explain", "why this label: per-token integrated-gradients attributions",
                  "ulmfit explain runs/cls \"A gripping film\"",
                  "ulmfit explain runs/cls \"A gripping film\" --target neg --steps 96")
@@ -296,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="softmax temperature; 0 picks the likeliest token every time")
     p.add_argument("--top-k", type=int, default=40, metavar="K", help="sample among the K likeliest tokens (0: all)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="sampling seed")
+    _add_int8(p, "the language model")
     return parser
 
 

@@ -131,7 +131,8 @@ def evaluate(args) -> dict:
         # one class is fine here: the two-class rule is for training data
         texts, labels = readers.read_labelled_file(args.data, list(args.text_col), args.label_col,
                                                    need_two_classes=False)
-    probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size, baseline=not args.no_baseline)
+    probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size, baseline=not args.no_baseline,
+                                  int8=args.int8, max_tokens=args.max_tokens)
     unknown = sorted({str(lab) for lab in labels} - set(names))
     if unknown:
         raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "
@@ -175,7 +176,8 @@ def predict(args) -> dict:
         raise UlmfitError("--out goes with --file")
     if not texts:
         raise UlmfitError("no texts to classify: pass them after the model dir(s) or use --file")
-    probs, names = ensemble_proba(dirs, texts, args.batch_size, baseline=not args.no_baseline)
+    probs, names = ensemble_proba(dirs, texts, args.batch_size, baseline=not args.no_baseline, int8=args.int8,
+                                  max_tokens=args.max_tokens)
     _with_baseline(dirs, args.no_baseline)
     predictions = [{"label": names[int(p.argmax())], "probabilities": {n: round(float(q), 6) for n, q in zip(names, p)}}
                    for p in probs]
@@ -238,7 +240,7 @@ def explain(args) -> dict:
 
 def generate(args) -> dict:
     from .inference import generate as sample, load_language_model
-    model = load_language_model(args.dir)
+    model = load_language_model(args.dir, int8=args.int8)
     text = sample(model, args.prompt, args.n_words, args.temperature, args.top_k, args.seed)
     print(text)
     return {"text": text}

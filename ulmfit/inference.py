@@ -8,7 +8,8 @@ The ensemble (ULMFiT §3.3, "Bidirectional language model") averages the class p
 dirs — typically one trained on the forward stream and one on the backward stream; each dir's config says which
 way its model reads, so the texts are reversed for the backward one. A dir whose report chose to average in its
 TF-IDF + LR baseline (on validation, see run_report.py) contributes that mean; `baseline=False` (the CLI's
---no-baseline) takes each classifier alone.
+--no-baseline) takes each classifier alone. `int8` (the CLI's --int8) loads every model with int8 LSTMs and Linear
+layers (quantize.py), on the CPU.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from .awd_lstm import LanguageModel, detach_hidden
-from .classifier import TextClassifier
+from .classifier import DEFAULT_MAX_TOKENS, TextClassifier
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .errors import UlmfitError
 from .runtime import Runtime
@@ -28,35 +29,38 @@ def _device(rt: Runtime | None, device) -> torch.device | None:
     return torch.device(device) if device is not None else (rt.device if rt is not None else None)
 
 
-def load_classifier(run_dir: Path, rt: Runtime | None = None, device=None, baseline: bool = True) -> TextClassifier:
+def load_classifier(run_dir: Path, rt: Runtime | None = None, device=None, baseline: bool = True,
+                    int8: bool = False) -> TextClassifier:
     """`TextClassifier.from_pretrained` on the device of `rt` (or `device`), with the run's baseline if it chose it."""
-    return TextClassifier.from_pretrained(run_dir, device=_device(rt, device), baseline=baseline)
+    return TextClassifier.from_pretrained(run_dir, device=_device(rt, device), baseline=baseline, int8=int8)
 
 
-def load_language_model(run_dir: Path, rt: Runtime | None = None, device=None) -> LanguageModel:
+def load_language_model(run_dir: Path, rt: Runtime | None = None, device=None, int8: bool = False) -> LanguageModel:
     """`LanguageModel.from_pretrained` on the device of `rt` (or `device`)."""
-    return LanguageModel.from_pretrained(run_dir, device=_device(rt, device))
+    return LanguageModel.from_pretrained(run_dir, device=_device(rt, device), int8=int8)
 
 
-def classifier_proba(model: TextClassifier, texts: list[str], batch_size: int = 64,
-                     rt: Runtime | None = None) -> np.ndarray:
+def classifier_proba(model: TextClassifier, texts: list[str], batch_size: int = 64, rt: Runtime | None = None,
+                     max_tokens: int | None = DEFAULT_MAX_TOKENS) -> np.ndarray:
     """(N, C) probabilities of one loaded classifier for `texts`: `model.predict_proba` under `rt`."""
-    return model.predict_proba(texts, batch_size, rt)
+    return model.predict_proba(texts, batch_size, rt, max_tokens)
 
 
 def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64, rt: Runtime | None = None,
-                   baseline: bool = True) -> tuple[np.ndarray, list[str]]:
+                   baseline: bool = True, int8: bool = False,
+                   max_tokens: int | None = DEFAULT_MAX_TOKENS) -> tuple[np.ndarray, list[str]]:
     """Average the probabilities of several classifier dirs, which must share their label names; with `baseline`,
     each dir's own probabilities include its TF-IDF + LR baseline where that run chose the ensemble."""
-    rt = rt or Runtime(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    default = "cuda" if torch.cuda.is_available() and not int8 else "cpu"      # int8 kernels are CPU-only
+    rt = rt or Runtime(device=torch.device(default))
     total, names = None, None
     for run_dir in run_dirs:
-        model = load_classifier(run_dir, rt, baseline=baseline)
+        model = load_classifier(run_dir, rt, baseline=baseline, int8=int8)
         if names is not None and model.label_names != names:
             raise UlmfitError(f"{run_dir} has labels {model.label_names}, unlike {names} of {run_dirs[0]}; "
                               "an ensemble needs the same labels")
         names = model.label_names
-        probs = classifier_proba(model, texts, batch_size, rt)
+        probs = classifier_proba(model, texts, batch_size, rt, max_tokens)
         total = probs if total is None else total + probs
     return total / len(run_dirs), names
 
