@@ -5,27 +5,16 @@ what fastai's `untar_data(URLs.WT103_FWD)` unpacks), at the tiny preset's size.
 """
 import dataclasses
 import hashlib
-import io
-import tarfile
 
 import pytest
 import torch
 
 from tests.test_datasets import _Handler, cache, serving  # noqa: F401 (cache: a fixture)
+from tests.test_datasets import _tar as tarball
 from tests.test_fastai_interop import as_bytes, fastai_state, vocab_bytes
 from ulmfit import checkpoint as ckpt
 from ulmfit import model_zoo as Z
 from ulmfit.errors import UlmfitError
-
-
-def tarball(files: dict) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 STATE = fastai_state()
