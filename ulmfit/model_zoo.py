@@ -46,7 +46,8 @@ class PretrainedSpec:
 def _wt103(direction: str, key: str, size: int, head_md5: str) -> PretrainedSpec:
     return PretrainedSpec(
         name=f"wt103-{direction}",
-        description=f"fastai's AWD-LSTM language model pretrained on WikiText-103, {direction}ward "
+        description=f"fastai's AWD-LSTM language model pretrained on WikiText-103, reading "
+                    f"{'forward' if direction == 'fwd' else 'backward'} "
                     "(embedding 400, hidden 1152, 3 layers, 60k-word vocabulary)",
         licence="weights: fastai model zoo (Apache-2.0, as fastai); trained on WikiText-103 (CC BY-SA 3.0)",
         citation="Howard & Ruder, ACL 2018 (ULMFiT); Merity et al., ICLR 2017 (WikiText-103)",
