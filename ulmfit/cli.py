@@ -392,7 +392,10 @@ def _main(argv: list[str] | None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if result is not None and os.environ.get("RANK", "0") == "0":     # under torchrun, one result line
-        print(json.dumps(result, default=str))
+        try:
+            print(json.dumps(result, default=str), flush=True)
+        except BrokenPipeError:          # `ulmfit lm list | head`: the reader left early, which is not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # (Python's own recipe, signal docs)
     return 0
 
 if __name__ == "__main__":
