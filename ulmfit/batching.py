@@ -273,6 +273,8 @@ class ClassificationBatches:
     def collate(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Pad the documents at `index` into one batch."""
         lengths = self.lengths[index]
+        # right padding after each document's last token, masked out of the pooling: which id fills it never
+        # changes a real position's output, so fastai-vocabulary models (xxpad = 1) share this PAD_ID (0) filler
         tokens = np.full((len(index), max(int(lengths.max()), 1)), PAD_ID, dtype=np.int64)      # (B, T)
         for row, (i, n) in enumerate(zip(index, lengths)):
             doc = np.asarray(self.ids[self.offsets[i]:self.offsets[i + 1]])
