@@ -15,6 +15,8 @@ way: cli -> commands, never back.
                                  [--int8] [--batch-size 64] [--max-tokens 16384]
     ulmfit explain DIR "text" [--target LABEL] [--steps 48]
     ulmfit generate DIR "prompt" [--n-words 50] [--temperature 0.8] [--top-k 40] [--seed 0] [--int8]
+    ulmfit export DIR --out DIR [--int8] [--no-baseline]
+    ulmfit serve DIR [--host 127.0.0.1] [--port 8000] [--int8] [--no-baseline] [--max-batch 64] [--max-texts 64] ...
 
 A user error prints one line on stderr and exits with code 2; every command's last stdout line is one JSON object.
 """
@@ -316,6 +318,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=40, metavar="K", help="sample among the K likeliest tokens (0: all)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="sampling seed")
     _add_int8(p, "the language model")
+    p = _command(sub, "export", "a classifier as TorchScript (fp32 or int8), to serve without the training code",
+                 "ulmfit export runs/cls --out export/cls",
+                 "ulmfit export runs/cls --out export/cls-int8 --int8",
+                 "python -c \"from ulmfit.exported import load; print(load('export/cls').predict(['A dull film']))\"")
+    p.add_argument("dir", type=Path, metavar="DIR", help="a classifier dir")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new (or empty) folder for the export")
+    _add_int8(p, "the exported classifier")
+    _add_no_baseline(p)
+    p = _command(sub, "serve", "an HTTP JSON API and a web page for a classifier dir",
+                 "ulmfit serve runs/cls                                       # http://127.0.0.1:8000/",
+                 "ulmfit serve runs/cls --int8 --port 8080",
+                 "curl -s localhost:8000/predict -d '{\"texts\": [\"A dull film\"], \"explain\": true}'")
+    p.add_argument("dir", type=Path, metavar="DIR", help="a classifier dir")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free one; the URL is printed)")
+    p.add_argument("--max-batch", type=_positive_int, default=64, metavar="N",
+                   help="texts per micro-batch: concurrent requests share one forward pass")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, metavar="MS",
+                   help="how long a request waits for others to share its micro-batch")
+    p.add_argument("--max-texts", type=_positive_int, default=64, metavar="N", help="texts per request")
+    p.add_argument("--max-chars", type=_positive_int, default=10_000, metavar="N", help="characters per text")
+    p.add_argument("--explain-steps", type=_positive_int, default=32, metavar="N",
+                   help="integration steps of the attributions (\"explain\": true)")
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (0: torch's default)")
+    _add_int8(p, "the classifier (attributions stay fp32)")
+    _add_no_baseline(p)
     return parser
 
 

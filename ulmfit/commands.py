@@ -244,3 +244,17 @@ def generate(args) -> dict:
     text = sample(model, args.prompt, args.n_words, args.temperature, args.top_k, args.seed)
     print(text)
     return {"text": text}
+
+
+def export(args) -> dict:
+    from .export import export_classifier
+    return export_classifier(args.dir, args.out, int8=args.int8, baseline=not args.no_baseline)
+
+
+def serve(args) -> dict:
+    from .serve import ServeConfig, serve as run_server
+    return run_server(args.dir, ServeConfig(host=args.host, port=args.port, int8=args.int8,
+                                            baseline=not args.no_baseline, max_batch=args.max_batch,
+                                            max_wait_ms=args.max_wait_ms, max_texts=args.max_texts,
+                                            max_chars=args.max_chars, explain_steps=args.explain_steps,
+                                            threads=args.threads))
