@@ -320,8 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_int8(p, "the language model")
     p = _command(sub, "export", "a classifier as TorchScript (fp32 or int8), to serve without the training code",
                  "ulmfit export runs/cls --out export/cls",
-                 "ulmfit export runs/cls --out export/cls-int8 --int8",
-                 "python -c \"from ulmfit.exported import load; print(load('export/cls').predict(['A dull film']))\"")
+                 "ulmfit export runs/cls --out export/cls-int8 --int8          # ulmfit.exported.load(DIR) serves it")
     p.add_argument("dir", type=Path, metavar="DIR", help="a classifier dir")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new (or empty) folder for the export")
     _add_int8(p, "the exported classifier")
@@ -329,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "serve", "an HTTP JSON API and a web page for a classifier dir",
                  "ulmfit serve runs/cls                                       # http://127.0.0.1:8000/",
                  "ulmfit serve runs/cls --int8 --port 8080",
-                 "curl -s localhost:8000/predict -d '{\"texts\": [\"A dull film\"], \"explain\": true}'")
+                 "ulmfit serve runs/cls --host 0.0.0.0 --max-texts 16           # POST /predict {\"texts\": [...]}")
     p.add_argument("dir", type=Path, metavar="DIR", help="a classifier dir")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free one; the URL is printed)")
