@@ -204,6 +204,7 @@ class Handler(BaseHTTPRequestHandler):
     service: Service                     # set on the subclass that make_server builds
     server_version = "ulmfit-serve"
     protocol_version = "HTTP/1.1"        # keep-alive: a client's requests reuse one connection
+    timeout = 60                         # seconds a connection may sit silent (or send a body slowly) before closing
 
     def do_GET(self):
         path = self.path.split("?", 1)[0]
