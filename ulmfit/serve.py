@@ -255,7 +255,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):   # the client left before its answer: nothing to tell it
+            self.close_connection = True
 
     def log_message(self, format, *args):      # one line per request would drown the terminal under load
         pass
