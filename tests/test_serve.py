@@ -17,7 +17,7 @@ import pytest
 from test_pipeline import runs  # noqa: F401  (the tiny run dirs, once per module)
 from ulmfit.classifier import TextClassifier
 from ulmfit.readers import read_labelled_file
-from ulmfit.serve import MicroBatcher, ServeConfig, close_server, make_server
+from ulmfit.serve import MicroBatcher, ServeConfig, Service, close_server, make_server
 from ulmfit.tokenizer import apply_rules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +122,19 @@ class TestApi:
         request(server, "POST", "/predict", b"{broken")
         status, body = request(server, "POST", "/predict", {"texts": texts[:1]})
         assert status == 200 and len(body["predictions"]) == 1
+
+
+def test_int8_serving_gives_the_int8_model_probabilities_and_fp32_attributions(runs, texts):  # noqa: F811
+    """--int8 serves from_pretrained(int8=True)'s probabilities; attributions still come (from the fp32 copy)."""
+    service = Service(runs / "cls", ServeConfig(int8=True, explain_steps=4, threads=1))
+    try:
+        body = service.predict(texts[:3], explain=True)
+    finally:
+        service.close()
+    expected = TextClassifier.from_pretrained(runs / "cls", int8=True).predict_proba(texts[:3])
+    served = np.array([list(p["probabilities"].values()) for p in body["predictions"]])
+    np.testing.assert_allclose(served, expected, atol=1e-6)
+    assert service.health()["int8"] is True and len(body["attributions"]) == 3
 
 
 class TestMicroBatching:
