@@ -35,7 +35,7 @@ FT  = $(RUNS)/finetune-$(DATASET)-$(TAG)
 CLS = $(RUNS)/classify-$(DATASET)-$(TAG)
 CLS_DIRS = $(CLS)$(if $(filter 1,$(BACKWARDS)), $(CLS)-bwd,)
 
-.PHONY: help install install-fastai test test-all smoke demo pretrain finetune classify evaluate bench gpu-check notebooks clean
+.PHONY: help install install-fastai test test-all smoke demo pretrain finetune classify evaluate bench gpu-check notebooks notebooks-publish clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -102,6 +102,10 @@ gpu-check:  ## one-GPU self-check, < 8 min, one JSON line (copies its data into 
 
 notebooks:  ## execute every notebook top to bottom (QUICK=1 for the CI-sized run)
 	$(PY) notebooks/run_all.py
+
+notebooks-publish:  ## full mode: execute every notebook and commit-ready write it WITH outputs to notebooks/*.ipynb
+	$(PY) notebooks/build_notebooks.py
+	env -u QUICK $(PY) notebooks/run_all.py --publish
 
 clean:  ## remove run dirs and caches
 	rm -rf runs .pytest_cache

@@ -10,13 +10,16 @@ Each notebook is written as a plain Python file in `notebooks/src/<name>.py`, in
     # %% [include] _setup.py
     (the cells of src/_setup.py are inlined here: the setup every notebook shares)
 
-This script turns each source into `notebooks/<name>.ipynb` with nbformat, outputs cleared, so a diff of a notebook
-is a diff of Python and the committed .ipynb files are always rebuilt by one command. `--check` only reports
-whether the .ipynb files are up to date (`run_all.py` calls it before executing anything).
+This script turns each source into `notebooks/<name>.ipynb` with nbformat, outputs cleared, so a diff of a notebook's
+code is a diff of Python and the committed .ipynb files are always rebuilt by one command. The committed files are
+*published*, outputs included (`make notebooks-publish`, i.e. `run_all.py --publish`): a notebook counts as up to
+date when its cells match its source, whatever its outputs, so this script rewrites (and clears) only the notebooks
+whose source changed, and `--check` only reports those (`run_all.py` calls it before executing anything).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -71,28 +74,46 @@ def render(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def without_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of `nb` as `build` makes it: no outputs, execution counts or cell metadata; the built metadata."""
+    nb = copy.deepcopy(nb)
+    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    for cell in nb.cells:
+        cell.metadata = {}
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
 def stale(names=NOTEBOOKS) -> list[str]:
-    """The notebooks whose .ipynb file differs from what their source builds."""
-    return [n for n in names
-            if not (HERE / f"{n}.ipynb").is_file() or (HERE / f"{n}.ipynb").read_text(encoding="utf-8") != render(build(n))]
+    """The notebooks whose .ipynb file, outputs aside, differs from what their source builds."""
+    def current(name: str) -> bool:
+        path = HERE / f"{name}.ipynb"
+        return path.is_file() and render(without_outputs(nbformat.read(path, as_version=4))) == render(build(name))
+    return [n for n in names if not current(n)]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="notebooks to build (default: all)")
     parser.add_argument("--check", action="store_true", help="only report .ipynb files that are out of date")
+    parser.add_argument("--force", action="store_true", help="rebuild every named notebook, clearing its outputs")
     args = parser.parse_args()
     names = args.names or NOTEBOOKS
+    out_of_date = stale(names)
     if args.check:
-        out_of_date = stale(names)
         for name in out_of_date:
             print(f"notebooks/{name}.ipynb is out of date: run python notebooks/build_notebooks.py")
         return 1 if out_of_date else 0
     for name in names:
+        if not args.force and name not in out_of_date:
+            print(f"notebooks/{name}.ipynb is up to date (its outputs are kept)")
+            continue
         nb = build(name)
         nbformat.validate(nb)
         (HERE / f"{name}.ipynb").write_text(render(nb), encoding="utf-8")
-        print(f"wrote notebooks/{name}.ipynb ({len(nb.cells)} cells)")
+        print(f"wrote notebooks/{name}.ipynb ({len(nb.cells)} cells, outputs cleared: "
+              "make notebooks-publish executes it again)")
     return 0
 
 

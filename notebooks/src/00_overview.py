@@ -73,3 +73,10 @@ Markdown("\n".join(rows))
 # python -m ulmfit pretrain --dataset wikitext2 --preset tiny --out runs/pre --max-steps 30
 # ```
 # Every stage reads the previous stage's run dir and writes its own; `--set field=value` overrides any config field.
+# %% [markdown]
+# ## Questions
+#
+# 1. What is trained in each of the three ULMFiT stages, and on which data?
+# 2. Which stage needs labels, and which stages can use unlabelled text?
+# 3. Which preset would you use for a test, for a CPU budget and for the published sizes?
+# 4. What does `dropout_scale` do, and why is it smaller for LM fine-tuning than for pretraining?

@@ -113,7 +113,13 @@ for k, (x, y) in enumerate(toy_batches):
 #
 # With a fixed window the same tokens would always sit at the same window position. AWD-LSTM draws each window's
 # length from N(bptt, 5) with probability 0.95 and from N(bptt/2, 5) otherwise (floored at 5, capped at bptt + 20);
-# the loop scales the LR by `seq_len / bptt`. Look for the two bumps.
+# the loop scales the LR by `seq_len / bptt`:
+#
+# $$\ell \sim \begin{cases} \mathcal{N}(bptt, 5^2) & \text{with probability } 0.95 \\
+# \mathcal{N}(bptt/2, 5^2) & \text{otherwise} \end{cases}, \qquad \eta_{window} = \eta \cdot \ell / bptt .$$
+#
+# AWD-LSTM §4.1: *"an element of the data may never be able to improve itself through backpropagation if it is always
+# the first element of a window."* Look for the two bumps.
 # %%
 from ulmfit.batching import sample_bptt_length
 
@@ -142,3 +148,11 @@ print(f"{len(batches)} windows per epoch over {batches.n_tokens:,} tokens; shape
 assert torch.equal(x0[:, 1:], y0[:, :-1]) and torch.equal(y0[:, -1], x1[:, 0])
 print("row 0, window 0:", tokenizer.decode(x0[0]))
 print("row 0, window 1:", tokenizer.decode(x1[0]))
+# %% [markdown]
+# ## Questions
+#
+# 1. Why does the tokenizer see the text only after the pre-rules, and what do the rules add to it?
+# 2. A stream of 26 tokens folded into 4 rows: which tokens are dropped, and which are only ever targets?
+# 3. Why can the hidden state be carried from window k to window k+1 of the same row?
+# 4. What problem does a variable window length solve that a fixed one has, and why does the LR scale with it?
+# 5. What would go wrong if `y` were not `x` moved one step along each row?

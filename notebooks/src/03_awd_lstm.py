@@ -2,7 +2,14 @@
 # # 03 · The AWD-LSTM encoder and its tied language-model head
 #
 # ULMFiT's backbone is the AWD-LSTM (Merity, Keskar & Socher 2017; ULMFiT §3.1): an embedding, L weight-dropped LSTM
-# layers and a decoder whose weight *is* the embedding matrix (weight tying, AWD-LSTM §4.4). This notebook builds
+# layers and a decoder whose weight *is* the embedding matrix (weight tying, AWD-LSTM §4.4: it *"prevents the model
+# from having to learn a one-to-one correspondence between the input and output"* and cuts the parameter count).
+# With e_t the embedding of token w_t and E the (V, E) embedding matrix, the LM computes
+#
+# $$h^{(0)}_t = e_t,\qquad h^{(l)}_t = \mathrm{LSTM}_l\big(h^{(l-1)}_t,\ h^{(l)}_{t-1}\big),\qquad
+# p(w_{t+1}\mid w_{\le t}) = \operatorname{softmax}\big(E\,h^{(L)}_t + b\big),$$
+#
+# so the last layer's size must equal the embedding size E. This notebook builds
 # the `tiny` one, follows the shapes through it, shows that the hidden state is explicit, lists the layer groups
 # used for discriminative fine-tuning, counts parameters per preset and trains a tiny LM for a few steps.
 #
@@ -128,3 +135,12 @@ plt.show()
 # %% [markdown]
 # The loss falls below the uniform guess within a few dozen steps: the model first learns the piece frequencies,
 # then short-range context. Notebook 04 trains the same model through the real pipeline.
+# %% [markdown]
+# ## Questions
+#
+# 1. Why must the last LSTM layer's hidden size equal the embedding size in a weight-tied LM?
+# 2. Which outputs does the forward pass return per layer, and which regulariser reads each of them?
+# 3. Reading a sequence in two halves gives the same logits as reading it whole only in eval mode. Why not in training?
+# 4. Why is the tied embedding/decoder weight counted once, and in which layer group does it sit?
+# 5. What loss does a model that guesses uniformly over V pieces have, and why does training beat it within a few
+#    dozen steps?

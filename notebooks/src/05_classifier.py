@@ -9,9 +9,13 @@
 # %% [markdown]
 # ## Masked concat pooling (§3.3, eq. 4)
 #
-# h_c = [h_T, maxpool(H), meanpool(H)] over the *real* tokens of each document. In a right-padded batch the padding
-# must not win the max, dilute the mean or be taken as the last state. Check that pooling a padded batch gives what
-# pooling each document alone gives.
+# With H = {h_1, …, h_T} the last LSTM layer's outputs over the *real* tokens of a document, eq. 4 is
+#
+# $$h_c = [\,h_T,\ \operatorname{maxpool}(H),\ \operatorname{meanpool}(H)\,] \in \mathbb{R}^{3E}.$$
+#
+# §3.3: *"As input documents can consist of hundreds of words, information may get lost if we only consider the last
+# hidden state of the model."* In a right-padded batch the padding must not win the max, dilute the mean or be taken
+# as the last state. Check that pooling a padded batch gives what pooling each document alone gives.
 # %%
 from ulmfit.classifier import masked_concat_pool
 
@@ -44,8 +48,13 @@ for b, d in enumerate(docs):
 with torch.no_grad():
     batch_logits = clf(tokens, tokens != 0)
     alone = torch.cat([clf(d[None], torch.ones(1, len(d), dtype=torch.bool)) for d in docs])
-print(batch_logits, "\n", alone)
 assert torch.allclose(batch_logits, alone, atol=1e-5)
+from IPython.display import Markdown
+
+Markdown("\n".join(["| document | length | logits, padded batch | logits, alone | max abs diff |", "|---|---|---|---|---|",
+                     *[f"| {b} | {len(d)} | {', '.join(f'{v:+.4f}' for v in batch_logits[b].tolist())} | "
+                       f"{', '.join(f'{v:+.4f}' for v in alone[b].tolist())} | "
+                       f"{(batch_logits[b] - alone[b]).abs().max().item():.1e} |" for b, d in enumerate(docs)]]))
 # %% [markdown]
 # ## BPT3C (§3.3)
 #
@@ -84,7 +93,9 @@ plt.show()
 # ## Gradual unfreezing (§3.3) and the other strategies
 #
 # `unfreeze_plan` says which layer groups train in each epoch. ULMFiT's gradual unfreezing trains the head alone
-# first and thaws one more group per epoch from the top; "full" trains everything at once, "frozen" only the head
+# first and thaws one more group per epoch from the top. §3.3: *"Rather than fine-tuning all layers at once, which
+# risks catastrophic forgetting, we propose to gradually unfreeze the model starting from the last layer as this
+# contains the least general knowledge."* The other strategies: "full" trains everything at once, "frozen" only the head
 # (feature extraction), "chain-thaw" (Felbo et al. 2017) one group at a time, then all. Here for the paper's
 # 3-layer classifier (5 groups) over 6 epochs.
 # %%
@@ -141,7 +152,10 @@ for text, p in zip(headlines, probs):
 # predicted class's logit, averaged along a straight path from a blank document (every token's embedding replaced by
 # the pad row) to the real one, times the embedding's change. The scores add up to the logit's change along that path
 # (completeness; `delta` is what is left over), so they share out the decision among the tokens. Green pushes towards
-# the label, red away from it.
+# the label, red away from it. With x the document's embeddings and x' the blank baseline, token i's score is
+#
+# $$\mathrm{IG}_i = (x_i - x'_i)\cdot \frac{1}{m}\sum_{k=1}^{m} \frac{\partial F\big(x' + \tfrac{k}{m}(x - x')\big)}
+# {\partial x_i}, \qquad \sum_i \mathrm{IG}_i \approx F(x) - F(x').$$
 # %%
 from IPython.display import HTML, display
 from ulmfit import explain
@@ -150,3 +164,15 @@ for text in headlines[:2]:
     expl = explain.attributions(model, text, steps=32)
     print(f"{expl.label} (p={expl.probability:.2f}), completeness gap {expl.delta:+.3f}")
     display(HTML(explain.to_html(expl)))
+# %% [markdown]
+# Read the colours as a hint, not a proof: the scores share out one logit among the tokens, and a small model's
+# reasons can be odd. `clickbait.ipynb` compares this classifier with the same network trained from scratch and with
+# TF-IDF, measures gradual unfreezing against full fine-tuning, and draws accuracy against the number of labels.
+#
+# ## Questions
+#
+# 1. What are the three parts of the concat-pooled vector h_c, and how long is it for a 400-d last layer?
+# 2. In a right-padded batch, what would go wrong in each of the three parts if the padding were not masked?
+# 3. In BPT3C, which chunks of a long document run without a graph, and what bounds the memory the classifier needs?
+# 4. Under gradual unfreezing with 5 groups, which groups train in epoch 3?
+# 5. What does the integrated-gradients `delta` measure, and what value would a perfect integration give?
