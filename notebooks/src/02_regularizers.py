@@ -183,7 +183,7 @@ print(f"AR {ar_by_hand:.3f}  TAR {tar_by_hand:.3f}  | TAR of a smooth sequence: 
 #
 # Proving the code right is half the lesson; the other half is what the regularisers *buy*. Below, the same small
 # LSTM language model (2 layers, 256 hidden units, a 2,000-piece tokenizer) is trained twice on a small slice of
-# WikiText-2 (full mode: ~30k words, 6 epochs; QUICK: ~10k words, 4 epochs), once with every regulariser at the AWD
+# WikiText-2 (full mode: ~30k words, 20 epochs; QUICK: ~10k words, 4 epochs), once with every regulariser at the AWD
 # strengths (`dropout_scale=1`, AR α = 2, TAR β = 1) and once with none (`dropout_scale=0`, α = β = 0). Weight decay
 # (0.01) and everything else are the same. A small corpus and many epochs make overfitting quick to see. Look at the
 # valid curve of the unregularised model: it stops falling (or turns up) while its train loss keeps dropping.
@@ -204,7 +204,7 @@ def word_slice(docs, n_words):
 
 
 wt2 = lm_documents(DataSpec(dataset="wikitext2"))
-n_words, n_epochs = (10_000, 4) if QUICK else (30_000, 6)
+n_words, n_epochs = (10_000, 4) if QUICK else (30_000, 20)
 gap_data = DataSpec.from_texts(word_slice(wt2["train"], n_words), word_slice(wt2["valid"], 20_000))
 GAP_MODEL = ["emb_size=128", "hidden_size=256", "n_layers=2", "tokenizer.vocab_size=2000", "batch_size=16",
              "bptt=35", "lr=3e-3", f"epochs={n_epochs}"]
