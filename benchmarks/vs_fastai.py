@@ -4,7 +4,8 @@ Four workloads at the `paper` sizes (embedding 400, hidden 1152, 3 layers, vocab
 
   classifier inference   64 documents x 256 tokens, eval mode, no gradients: fastai's `get_text_classifier(AWD_LSTM)`
                          (SentenceEncoder: BPT3C in chunks of 72) vs ulmfit's TextClassifier (BPT3C, chunks of 70)
-                         in fp32 and in int8 (ulmfit.quantize)
+                         in fp32 and in int8 (ulmfit.quantize; each int8 engine of --engines: by default this
+                         CPU's choice, and "x86" beside it where the choice is another)
   classifier training    32 x 256, forward + backward + an SGD step, all layers trainable
   LM inference           32 x 70 tokens, eval mode: fastai's `get_language_model(AWD_LSTM)` vs ulmfit's
                          LanguageModel (fp32, and int8 for ulmfit)
@@ -13,7 +14,7 @@ Four workloads at the `paper` sizes (embedding 400, hidden 1152, 3 layers, vocab
 Every repeat times each cell once, in turn, so both libraries see the same machine state; the medians are printed
 with the ratios and the CPU. fastai installs from the package registry without torchvision: `make install-fastai`.
 
-    python benchmarks/vs_fastai.py [--repeats 5] [--threads 2] [--out FILE]
+    python benchmarks/vs_fastai.py [--repeats 5] [--threads 2] [--infer-docs 64] [--engines onednn,x86] [--out FILE]
 """
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def cells():
-    """name -> (items per call, unit, a function that runs one call)."""
+def cells(engines):
+    """name -> (items per call, unit, a function that runs one call); one int8 cell per engine in `engines`."""
     g = torch.Generator().manual_seed(0)
     docs = torch.randint(2, VOCAB, (INFER_DOCS, DOC_LEN), generator=g)       # no padding: the same work for both
     mask = torch.ones_like(docs, dtype=torch.bool)
@@ -69,19 +70,22 @@ def cells():
     lm_y = torch.randint(2, VOCAB, (LM_BATCH, BPTT), generator=g)
     fa_cls, fa_lm = fastai_models()
     ul_cls, ul_lm = ulmfit_models()
-    ul_cls8, ul_lm8 = ulmfit_models()
-    ul_cls8.load_state_dict(ul_cls.state_dict())
-    ul_lm8.load_state_dict(ul_lm.state_dict())
-    quantize_classifier(ul_cls8.eval())
-    quantize_language_model(ul_lm8.eval())
+    int8 = {}
+    for engine in engines:
+        cls8, lm8 = ulmfit_models()
+        cls8.load_state_dict(ul_cls.state_dict())
+        lm8.load_state_dict(ul_lm.state_dict())
+        int8[engine] = quantize_classifier(cls8.eval(), engine), quantize_language_model(lm8.eval(), engine)
 
     def fa_cls_infer():
         fa_cls.eval()
         with torch.inference_mode():
             fa_cls(docs)
 
-    def ul_cls_infer(model):
+    def ul_cls_infer(model, engine=None):
         def run():
+            if engine:                         # process-wide in torch; each int8 model runs on its own engine
+                torch.backends.quantized.engine = engine
             model.eval()
             with torch.inference_mode():
                 model(docs, mask)
@@ -103,8 +107,10 @@ def cells():
         with torch.inference_mode():
             fa_lm(lm_x)
 
-    def ul_lm_infer(model):
+    def ul_lm_infer(model, engine=None):
         def run():
+            if engine:
+                torch.backends.quantized.engine = engine
             model.eval()
             with torch.inference_mode():
                 model(lm_x)
@@ -117,14 +123,16 @@ def cells():
     return {
         "classifier inference: fastai fp32": (INFER_DOCS, "docs/s", fa_cls_infer),
         "classifier inference: ulmfit fp32": (INFER_DOCS, "docs/s", ul_cls_infer(ul_cls)),
-        "classifier inference: ulmfit int8": (INFER_DOCS, "docs/s", ul_cls_infer(ul_cls8)),
+        **{f"classifier inference: ulmfit int8 {e}": (INFER_DOCS, "docs/s", ul_cls_infer(m[0], e))
+           for e, m in int8.items()},
         "classifier training: fastai fp32": (TRAIN_DOCS, "docs/s", train_step(
             fa_cls, lambda m: F.cross_entropy(m(train_docs)[0], labels))),
         "classifier training: ulmfit fp32": (TRAIN_DOCS, "docs/s", train_step(
             ul_cls, lambda m: F.cross_entropy(m(train_docs, train_mask), labels))),
         "LM inference: fastai fp32": (LM_BATCH * BPTT, "tokens/s", fa_lm_infer),
         "LM inference: ulmfit fp32": (LM_BATCH * BPTT, "tokens/s", ul_lm_infer(ul_lm)),
-        "LM inference: ulmfit int8": (LM_BATCH * BPTT, "tokens/s", ul_lm_infer(ul_lm8)),
+        **{f"LM inference: ulmfit int8 {e}": (LM_BATCH * BPTT, "tokens/s", ul_lm_infer(m[1], e))
+           for e, m in int8.items()},
         "LM training: fastai fp32": (LM_BATCH * BPTT, "tokens/s", train_step(fa_lm, fa_lm_loss)),
         "LM training: ulmfit fp32": (LM_BATCH * BPTT, "tokens/s", train_step(
             ul_lm, lambda m: F.cross_entropy(m(lm_x).logits.flatten(0, 1), lm_y.flatten()))),
@@ -135,8 +143,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (each cell once per round)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--infer-docs", type=int, default=INFER_DOCS, help="documents per classifier-inference call")
+    parser.add_argument("--engines", help="int8 engines, comma-separated (default: this CPU's choice, and x86 "
+                        "beside it where that is another)")
     parser.add_argument("--out", type=Path, help="also write the output to this file")
     args = parser.parse_args()
+    global INFER_DOCS
+    INFER_DOCS = args.infer_docs
+    engines = args.engines.split(",") if args.engines else list(dict.fromkeys([int8_engine(), "x86"]))
     warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -149,11 +163,11 @@ def main() -> int:
 
     flags = " ".join(f for f in cpu_flags() if f.startswith(("avx", "amx")))
     say(f"CPU: {cpu_name()} ({flags or 'no AVX'}); torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"fastai {fastai.__version__}; int8 engine {int8_engine()}")
+        f"fastai {fastai.__version__}; int8 engines {', '.join(engines)} (this CPU's choice: {int8_engine()})")
     say(f"paper sizes (400/1152/3 layers), vocabulary {VOCAB}; classifier: {INFER_DOCS} (inference) / {TRAIN_DOCS} "
         f"(training) documents of {DOC_LEN} tokens; LM: {LM_BATCH} x {BPTT}; 1 warm-up + {args.repeats} rounds, "
         "interleaved; medians")
-    work = cells()
+    work = cells(engines)
     for _, _, fn in work.values():           # warm-up: oneDNN primitives, allocator
         fn()
     times = {name: [] for name in work}

@@ -13,6 +13,7 @@ from ulmfit.classifier import TextClassifier
 from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
 from ulmfit.export import export_classifier
+from ulmfit import exported
 from ulmfit.exported import load
 from ulmfit.readers import read_labelled_file
 
@@ -107,6 +108,18 @@ class TestRefusals:
         with pytest.raises(UlmfitError, match="1 empty text"):
             load(exports / "fp32").predict(["fine", "  "])
 
+
+
+@pytest.mark.skipif(not {"onednn", "x86"} <= set(torch.backends.quantized.supported_engines),
+                    reason="needs torch's onednn and x86 int8 engines (x86 builds)")
+@pytest.mark.parametrize("int8_dot, engine", [(True, "onednn"), (False, "x86")])
+def test_an_int8_export_runs_on_this_cpus_best_engine(exports, texts, monkeypatch, int8_dot, engine):
+    """Whatever engine the export was made on, it loads on the one this CPU runs best (onednn where the CPU has
+    int8 dot products, x86 elsewhere), with the same predictions."""
+    monkeypatch.setattr(exported, "has_int8_dot", lambda: int8_dot)
+    model = load(exports / "int8")
+    assert torch.backends.quantized.engine == engine
+    assert np.abs(model.predict_proba(texts) - load(exports / "fp32").predict_proba(texts)).max() < 0.05
 
 def test_the_cli_exports_int8_and_prints_the_metadata(runs, tmp_path, capsys):  # noqa: F811
     """`ulmfit export DIR --out X --int8 --no-baseline` writes model.pt, export.json and the tokenizer."""

@@ -1,4 +1,5 @@
 """Tests for ulmfit/quantize.py: int8 dynamic quantization for CPU inference (the API, the CLI's --int8, refusals)."""
+import copy
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from test_pipeline import runs  # noqa: F401  (the tiny pretrain -> finetune -> 
 from ulmfit import quantize
 from ulmfit.awd_lstm import LanguageModel
 from ulmfit.classifier import TextClassifier
+from ulmfit.config import ModelConfig
 from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
 from ulmfit.readers import read_labelled_file
@@ -70,6 +72,31 @@ class TestConversion:
         assert proc.returncode == 0 and proc.stderr == ""
 
 
+@pytest.mark.skipif(quantize._cpu_family() != "x86" or "onednn" not in torch.backends.quantized.supported_engines
+                    or "x86" not in torch.backends.quantized.supported_engines,
+                    reason="the engine order concerns x86 CPUs whose torch has the onednn and x86 engines")
+class TestEngineChoice:
+    """On x86, onednn's int8 products run first where the CPU has int8 dot products (VNNI, AMX), fbgemm's (the
+    "x86" engine) elsewhere; the CPU's flags are faked, so both branches run on any x86 machine."""
+
+    @pytest.mark.parametrize("int8_dot, engine", [(True, "onednn"), (False, "x86")])
+    def test_the_engine_follows_the_cpus_int8_instructions(self, monkeypatch, int8_dot, engine):
+        monkeypatch.setattr(quantize, "has_int8_dot", lambda: int8_dot)
+        assert quantize.int8_engine() == engine
+
+    def test_a_model_quantized_for_either_engine_gives_the_same_labels(self, monkeypatch, tiny_tokens):
+        torch.manual_seed(0)
+        fp32 = TextClassifier(ModelConfig(vocab_size=50, emb_size=16, hidden_size=24, n_layers=2), 3).eval()
+        mask = torch.ones_like(tiny_tokens, dtype=torch.bool)
+        probs = {}
+        for engine in ("onednn", "x86"):
+            model = quantize.quantize_classifier(copy.deepcopy(fp32), engine=engine)
+            assert torch.backends.quantized.engine == engine
+            with torch.inference_mode():
+                probs[engine] = model(tiny_tokens, mask).softmax(-1)
+        assert (probs["onednn"] - probs["x86"]).abs().max() < 0.01
+
+
 class TestRefusals:
     def test_a_cpu_without_int8_kernels_is_refused_in_one_line(self, monkeypatch):
         """On a CPU family torch has no quantized engine for, int8 is refused (no silent fp32 fallback)."""
@@ -80,8 +107,14 @@ class TestRefusals:
     def test_a_torch_build_without_the_engine_is_refused(self, monkeypatch):
         """Where torch offers none of the CPU's engines (an x86 CPU without AVX2), the message names them."""
         monkeypatch.setitem(quantize.ENGINES, quantize._cpu_family(), ("no-such-engine",))
+        monkeypatch.setattr(quantize, "has_int8_dot", lambda: False)
         with pytest.raises(UlmfitError, match="offers no no-such-engine engine"):
             quantize.int8_engine()
+
+    def test_an_engine_asked_for_that_torch_lacks_is_refused(self):
+        """`int8_engine(wanted)` (the benchmarks' override) names what this torch offers instead."""
+        with pytest.raises(UlmfitError, match="the no-such-engine int8 engine is not available here"):
+            quantize.int8_engine("no-such-engine")
 
     @pytest.mark.parametrize("device, precision, said", [("cuda", "fp32", "CPU only"),
                                                          ("cpu", "bf16", "--precision bf16"),

@@ -16,7 +16,7 @@ whose export.json says "backwards": false and "baseline": false (pre_rules off, 
     labels = json.load(open("DIR/export.json"))["labels"]
 
 An int8 export carries int8 weights packed for a quantized engine; they are repacked at load time for this CPU's
-engine (x86/fbgemm, or qnnpack on ARM), so `load` sets torch's engine first and refuses, in one line, a CPU that
+engine (onednn, x86 or fbgemm, or qnnpack on ARM), so `load` sets torch's engine first and refuses, in one line, a CPU that
 has none.
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ from .baseline import BASELINE_DIR, TfidfLR
 from .batching import token_budget_batches
 from .config import PAD_ID
 from .errors import UlmfitError
+from .runtime import has_int8_dot
 from .tokenizer import load_tokenizer
 
 MODEL_FILE, META_FILE = "model.pt", "export.json"      # what export.py writes
@@ -111,9 +112,11 @@ def load(export_dir, threads: int | None = None) -> ExportedClassifier:
 
 
 def _set_int8_engine(wanted: str | None) -> None:
-    """Use the export's quantized engine if this CPU has it, else the other one of the same CPU family."""
+    """Use the best quantized engine of the export's CPU family that this CPU has (quantize.int8_engine's order:
+    on x86, onednn first where the CPU has int8 dot products); the weights are repacked for it at load."""
     supported = [e for e in torch.backends.quantized.supported_engines if e != "none"]
-    family = {"x86": ("x86", "fbgemm"), "fbgemm": ("fbgemm", "x86"), "qnnpack": ("qnnpack",)}
+    x86 = ("onednn", "x86", "fbgemm") if has_int8_dot() else ("x86", "fbgemm", "onednn")
+    family = {"x86": x86, "fbgemm": x86, "onednn": x86, "qnnpack": ("qnnpack",)}
     for engine in family.get(wanted or "", ()):
         if engine in supported:
             torch.backends.quantized.engine = engine

@@ -15,8 +15,10 @@ torch quantizes `nn.LSTM`, not our `WeightDropLSTM`, so each layer is first copi
 (i, f, g, o), behind the encoder's call signature (`InferenceLSTM`).
 
 The kernels are torch's quantized engines: "x86" (torch's default on x86 CPUs since 2.0, over fbgemm and oneDNN)
-or "fbgemm" on x86 CPUs with AVX2, "qnnpack" on ARM. Where none fits the CPU, `int8_engine` refuses in one line; there is no silent fallback to
-fp32. The engine is process-wide in torch (`torch.backends.quantized.engine`), and weights packed for one engine
+or "fbgemm" on x86 CPUs with AVX2, "qnnpack" on ARM. On an x86 CPU with VNNI instructions (int8 dot products:
+AVX512-VNNI, AVX-VNNI, AMX) "onednn" comes first: its int8 products ran the paper-sized classifier 1.2x faster than
+"x86" on a Cascade Lake Xeon (benchmarks/results/vs_fastai.txt), while on AVX2 alone fbgemm is the engine tuned for
+it. Where none fits the CPU, `int8_engine` refuses in one line; there is no silent fallback to fp32. The engine is process-wide in torch (`torch.backends.quantized.engine`), and weights packed for one engine
 run only on it, so quantizing sets it.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from .errors import UlmfitError
 from .regularizers import WeightDropLSTM
+from .runtime import has_int8_dot
 
 # the engines worth running on each CPU family, best first (qnnpack also builds on x86, but is far slower there)
 ENGINES = {"x86": ("x86", "fbgemm"), "arm": ("qnnpack",)}
@@ -42,16 +45,25 @@ def _cpu_family() -> str:
     return "arm" if machine.startswith(("arm", "aarch64")) else machine or "unknown"
 
 
-def int8_engine() -> str:
-    """The quantized engine for this CPU, or a UlmfitError naming why there is none.
+def int8_engine(wanted: str | None = None) -> str:
+    """The quantized engine for this CPU (or `wanted`, if torch offers it here), or a UlmfitError naming why there
+    is none.
 
     torch lists fbgemm and x86 in `supported_engines` only where fbgemm finds AVX2 (ATen's Context.cpp)."""
     family = _cpu_family()
+    supported = [e for e in torch.backends.quantized.supported_engines if e != "none"]
+    if wanted is not None:
+        if wanted not in supported:
+            raise UlmfitError(f"the {wanted} int8 engine is not available here; this torch offers: "
+                              f"{', '.join(supported) or 'none'}")
+        return wanted
     if family not in ENGINES:
         raise UlmfitError(f"int8 is not available: torch has int8 kernels for x86 and ARM CPUs only, and this one is "
                           f"{family}; use fp32")
-    supported = [e for e in torch.backends.quantized.supported_engines if e != "none"]
-    for engine in ENGINES[family]:
+    candidates = ENGINES[family]
+    if family == "x86" and has_int8_dot():
+        candidates = ("onednn", *candidates)
+    for engine in candidates:
         if engine in supported:
             return engine
     needs = " (they need AVX2)" if family == "x86" else ""
@@ -102,8 +114,8 @@ def _refuse_training(model: nn.Module, _inputs) -> None:
                           "load it without int8=True to train it")
 
 
-def _quantize(model: nn.Module) -> nn.Module:
-    engine = int8_engine()
+def _quantize(model: nn.Module, engine: str | None = None) -> nn.Module:
+    engine = int8_engine(engine)
     check_int8_runtime(next(model.parameters()).device)
     torch.backends.quantized.engine = engine
     model.eval()
@@ -121,16 +133,17 @@ def _quantize(model: nn.Module) -> nn.Module:
     return model
 
 
-def quantize_classifier(model: nn.Module) -> nn.Module:
+def quantize_classifier(model: nn.Module, engine: str | None = None) -> nn.Module:
     """Quantize a TextClassifier's LSTMs and head Linear layers to int8, in place (like `.eval()`), and return it.
 
-    The model becomes eval-only: a forward in training mode raises a UlmfitError."""
-    return _quantize(model)
+    `engine` overrides `int8_engine()`'s choice (benchmarks compare them). The model becomes eval-only: a forward in
+    training mode raises a UlmfitError."""
+    return _quantize(model, engine)
 
 
-def quantize_language_model(model: nn.Module) -> nn.Module:
+def quantize_language_model(model: nn.Module, engine: str | None = None) -> nn.Module:
     """Quantize a LanguageModel's LSTMs and its decoder to int8, in place, and return it (for `generate`).
 
     The decoder gets its own int8 copy of the weight it shares with the embedding (AWD-LSTM §4.4's tying matters
     for training only); the embedding stays fp32. Eval-only, as `quantize_classifier`."""
-    return _quantize(model)
+    return _quantize(model, engine)

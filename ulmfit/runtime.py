@@ -142,8 +142,9 @@ def cpu_name() -> str:
 
 
 def cpu_flags() -> list[str]:
-    """The instruction-set flags that decide which kernels run: AVX2, AVX-512 (and its bf16/VNNI), AMX, NEON."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "asimd", "sve", "bf16")
+    """The instruction-set flags that decide which kernels run: AVX2, AVX-512 (and its bf16/VNNI), AVX-VNNI, AMX, NEON."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile",
+              "asimd", "sve", "bf16")
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.split(":")[0].strip() in ("flags", "Features"):
@@ -153,6 +154,12 @@ def cpu_flags() -> list[str]:
         pass
     return []
 
+
+
+def has_int8_dot() -> bool:
+    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8), where oneDNN's int8
+    matrix products beat fbgemm's (quantize.py)."""
+    return any(flag in cpu_flags() for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (every device); ranks derive their own seed from it."""
