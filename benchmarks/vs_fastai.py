@@ -140,6 +140,7 @@ def cells(engines):
 
 
 def main() -> int:
+    global INFER_DOCS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (each cell once per round)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -148,7 +149,6 @@ def main() -> int:
                         "beside it where that is another)")
     parser.add_argument("--out", type=Path, help="also write the output to this file")
     args = parser.parse_args()
-    global INFER_DOCS
     INFER_DOCS = args.infer_docs
     engines = args.engines.split(",") if args.engines else list(dict.fromkeys([int8_engine(), "x86"]))
     warnings.simplefilter("ignore")
