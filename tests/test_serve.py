@@ -198,7 +198,7 @@ def test_the_cli_serves_until_interrupted(runs):  # noqa: F811
     """`ulmfit serve DIR --port 0` prints its URL, answers, and on Ctrl-C exits 0 with a JSON summary."""
     proc = subprocess.Popen([sys.executable, "-m", "ulmfit", "serve", str(runs / "cls"), "--port", "0",
                              "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"})
     try:
         line = proc.stderr.readline()
         assert "serving" in line, line
@@ -208,7 +208,11 @@ def test_the_cli_serves_until_interrupted(runs):  # noqa: F811
         assert conn.getresponse().status == 200
         conn.close()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)          # faulthandler prints every thread's stack: say where it hung
+            pytest.fail("the server did not stop within 60 s of Ctrl-C; its threads:\n" + proc.communicate()[1])
     finally:
         proc.kill()
     assert proc.returncode == 0, err
