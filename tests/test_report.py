@@ -32,6 +32,18 @@ class TestReport:
         assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 1000
         assert (tmp_path / "out" / "lr_schedule.png").stat().st_size > 1000
 
+    def test_drawing_leaves_pyplots_backend_alone(self, fake_runs, tmp_path):
+        """A notebook that trains a run keeps its inline plots: the report draws without switching pyplot's
+        backend (it once called matplotlib.use("Agg"), and every later plt.show() in clickbait.ipynb drew nothing)."""
+        import matplotlib
+        before = matplotlib.get_backend()
+        matplotlib.use("svg")                  # any backend other than Agg, as a notebook's inline one is
+        try:
+            write_report(fake_runs, {}, tmp_path / "out", "demo", [])
+            assert matplotlib.get_backend() == "svg"
+        finally:
+            matplotlib.use(before)
+
 
 @pytest.mark.slow
 def test_quick_demo_runs_all_three_stages(tmp_path, monkeypatch):

@@ -22,15 +22,15 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def _plot_per_stage(runs: dict[str, Path], path: Path, draw) -> None:
     """One panel per stage, side by side; `draw(ax, stage, run_dir)` fills a panel."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False)
+    # a Figure of its own, not pyplot: switching pyplot's backend to Agg here (as this did) silenced every later
+    # plt.show() in a notebook that trained a run, and a Figure needs no plt.close
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(4.2 * len(runs), 3.2))
+    axes = fig.subplots(1, len(runs), squeeze=False)
     for ax, (stage, run_dir) in zip(axes[0], runs.items()):
         draw(ax, stage, Path(run_dir))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _draw_losses(ax, stage: str, run_dir: Path) -> None:

@@ -197,6 +197,8 @@ for n in SIZES:
 # %% [markdown]
 # Mean test error over the three seeds, with the smallest and largest as error bars, on a log scale of labels:
 # %%
+from matplotlib.ticker import NullFormatter
+
 fig, ax = plt.subplots(figsize=(6, 3.2))
 rows = ["| labels | " + " | ".join(curve) + " |", "|---|" + "---|" * len(curve)]
 for (name, by_n), colour in zip(curve.items(), ("C2", "C3", "C7")):
@@ -209,6 +211,7 @@ for n in SIZES:
                                          for m in curve) + " |")
 ax.set(xscale="log", xlabel="labelled training headlines", ylabel="test error (%)", xticks=SIZES,
        xticklabels=[str(n) for n in SIZES], title="clickbait: error against the number of labels")
+ax.xaxis.set_minor_formatter(NullFormatter())    # the log axis' own minor labels overprint ours
 ax.legend(fontsize=8)
 plt.show()
 Markdown("Test accuracy, mean ± std over 3 seeds:\n\n" + "\n".join(rows))
