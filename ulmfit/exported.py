@@ -16,8 +16,8 @@ whose export.json says "backwards": false and "baseline": false (pre_rules off, 
     labels = json.load(open("DIR/export.json"))["labels"]
 
 An int8 export carries int8 weights packed for a quantized engine; they are repacked at load time for this CPU's
-engine (onednn, x86 or fbgemm, or qnnpack on ARM), so `load` sets torch's engine first and refuses, in one line, a CPU that
-has none.
+engine (onednn, x86 or fbgemm, or qnnpack on ARM), so `load` sets torch's engine first and refuses, in one line,
+a CPU that has none.
 """
 from __future__ import annotations
 

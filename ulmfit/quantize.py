@@ -16,9 +16,11 @@ torch quantizes `nn.LSTM`, not our `WeightDropLSTM`, so each layer is first copi
 
 The kernels are torch's quantized engines: "x86" (torch's default on x86 CPUs since 2.0, over fbgemm and oneDNN)
 or "fbgemm" on x86 CPUs with AVX2, "qnnpack" on ARM. On an x86 CPU with VNNI instructions (int8 dot products:
-AVX512-VNNI, AVX-VNNI, AMX) "onednn" comes first: its int8 products ran the paper-sized classifier 1.17x faster than
-"x86" on a Cascade Lake Xeon (benchmarks/results/vs_fastai.txt), while on AVX2 alone fbgemm is the engine tuned for
-it (capped to AVX2, onednn int8 ran 3x slower than fbgemm). Where none fits the CPU, `int8_engine` refuses in one line; there is no silent fallback to fp32. The engine is process-wide in torch (`torch.backends.quantized.engine`), and weights packed for one engine
+AVX512-VNNI, AVX-VNNI, AMX) "onednn" comes first: its int8 products ran the paper-sized classifier 1.17x faster
+than "x86" on a Cascade Lake Xeon (benchmarks/results/vs_fastai.txt), while on AVX2 alone fbgemm is the engine
+tuned for it (capped to AVX2, onednn int8 ran 3x slower than fbgemm). Where none fits the CPU, `int8_engine`
+refuses in one line; there is no silent fallback to fp32. The engine is process-wide in torch
+(`torch.backends.quantized.engine`), and weights packed for one engine
 run only on it, so quantizing sets it.
 """
 from __future__ import annotations

@@ -142,7 +142,7 @@ def cpu_name() -> str:
 
 
 def cpu_flags() -> list[str]:
-    """The instruction-set flags that decide which kernels run: AVX2, AVX-512 (and its bf16/VNNI), AVX-VNNI, AMX, NEON."""
+    """The instruction-set flags that decide which kernels run: AVX2, AVX-512 (bf16, VNNI), AVX-VNNI, AMX, NEON."""
     wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile",
               "asimd", "sve", "bf16")
     try:
