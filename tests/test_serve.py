@@ -195,10 +195,14 @@ class TestMicroBatching:
 
 
 def test_the_cli_serves_until_interrupted(runs):  # noqa: F811
-    """`ulmfit serve DIR --port 0` prints its URL, answers, and on Ctrl-C exits 0 with a JSON summary."""
+    """`ulmfit serve DIR --port 0` prints its URL, answers, and on Ctrl-C exits 0 with a JSON summary.
+
+    The server starts with SIGINT at its default: under a test run started in the background (`nohup make test &`)
+    it inherits SIGINT ignored, and Python, as a shell's background job should, then ignores Ctrl-C."""
     proc = subprocess.Popen([sys.executable, "-m", "ulmfit", "serve", str(runs / "cls"), "--port", "0",
                              "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stderr.readline()
         assert "serving" in line, line
