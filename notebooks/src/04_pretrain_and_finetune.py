@@ -81,7 +81,8 @@ plt.show()
 # ## Stage 1: pretrain on WikiText-2
 #
 # `pretrain` trains a SentencePiece tokenizer on the training articles, numericalises the corpus and trains the LM
-# (QUICK: the `tiny` model for 1,000 steps, a few minutes; full: the `small` preset, 3 epochs). The run dir is
+# (QUICK: the `tiny` model for 1,000 steps, a few minutes; full: the `small` preset, 3 epochs within a 25-minute
+# budget, of which 2 fit on 2 free cores). The run dir is
 # shared with the other notebooks. Look at the training loss and the LR from `metrics.jsonl`.
 # %%
 pre_dir = pretrained_lm()
