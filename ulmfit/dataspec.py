@@ -126,7 +126,9 @@ class DataSpec:
 def lm_documents(data: DataSpec) -> dict[str, list[str]]:
     """LM corpus splits (train, valid[, test]) as lists of documents."""
     if data.dataset:                       # labelled sets give their texts (+ IMDb's unsup reviews in train)
-        return {k: list(v) for k, v in datasets.load_lm_corpus(data.dataset).items()}
+        # a large corpus's train split stays a re-iterable stream (read once for the tokenizer, once to encode)
+        return {k: v if k == "train" and not isinstance(v, (list, tuple)) else list(v)
+                for k, v in datasets.load_lm_corpus(data.dataset).items()}
     if not data.train:
         raise UlmfitError("no training data: pass --dataset NAME or --train FILE")
     train = [d for source in data.train for d in _read_any_text(source, data)]

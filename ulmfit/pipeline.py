@@ -51,8 +51,9 @@ def count_words(documents: list[str]) -> int:
 def _encode(tokenizer: Tokenizer, documents: list[str], prefix: Path, desc: str, rt: Runtime):
     """Numericalise `documents` to `<prefix>.ids.npy`: rank 0 writes the files, the other ranks then map them."""
     if rt.is_main:
-        processes = 2 if len(documents) > 2000 and (os.cpu_count() or 1) > 1 else 1
-        tokenizer.encode_corpus(documents, prefix, processes=processes, desc=desc)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        large = len(documents) > 2000 if hasattr(documents, "__len__") else True    # a stream: a big corpus
+        tokenizer.encode_corpus(documents, prefix, processes=2 if large and cores > 1 else 1, desc=desc)
     rt.barrier()
     return load_corpus(prefix)
 

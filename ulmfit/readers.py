@@ -350,3 +350,84 @@ def read_line_labelled(folder: Path, files: dict[str, tuple[str, ...]], archive:
         texts += lines
         labels += [label] * len(lines)
     return {"train": (texts, labels)}
+
+
+# ---- wikipedia_2015: 65M words of raw English Wikipedia (a WikiText-103 stand-in for LM pretraining) -----------
+WIKI_REMOVED = ("American Beauty (1999 film)",)     # also in WikiText's valid/test split: never pretrain on it
+WIKI_MIN_WORDS = 50
+WIKI_VALID_EVERY = 250      # document k is validation when k % 250 == 125: ~105 whole articles, spread over shards
+
+
+class WikiDocuments:
+    """wikipedia_2015 as a re-iterable stream of documents (title line, then one paragraph per line), read from
+    either form of the corpus and never held in memory: the mirror's 4 gzip shards (documents separated by one
+    blank line) or the upstream WikiExtractor files (`<doc ...>` blocks), which are processed on the fly as the
+    mirror was made. Both forms give the same 26,284 documents, byte for byte, once each line is stripped of the
+    whitespace at its ends and whitespace-only lines are dropped, which is what this reader does for both
+    (benchmarks/results/wikipedia_2015.txt). `part` picks "train", "valid" (every WIKI_VALID_EVERY-th document, offset by half) or
+    "all"."""
+
+    def __init__(self, files: Sequence[Path], part: str = "all", upstream: bool = False):
+        if part not in ("train", "valid", "all"):
+            raise ValueError(part)
+        self.files, self.part, self.upstream = list(files), part, upstream
+
+    def _all(self):
+        for path in self.files:
+            if self.upstream:
+                yield from wikiextractor_documents(_open_text(path))
+            else:
+                with gzip.open(path, "rt", encoding="utf-8", newline="\n") as f:
+                    doc: list[str] = []
+                    for raw in f:
+                        line = raw.strip()      # as the upstream path: whitespace at line ends is not text
+                        if line:
+                            doc.append(line)
+                        elif raw == "\n" and doc:      # one empty line ends a document (a " " line does not)
+                            yield "\n".join(doc)
+                            doc = []
+                    if doc:
+                        yield "\n".join(doc)
+
+    def __iter__(self):
+        half = WIKI_VALID_EVERY // 2
+        for k, doc in enumerate(self._all()):
+            is_valid = k % WIKI_VALID_EVERY == half
+            if self.part == "all" or (self.part == "valid") == is_valid:
+                yield doc
+
+
+def _open_text(path: Path):
+    with open(path, encoding="utf-8", newline="\n") as f:
+        yield from f
+
+
+def wikiextractor_documents(lines: Iterable[str]):
+    """WikiExtractor output (`<doc id=.. url=.. title="T">`, the title line, paragraphs, `</doc>`) -> documents
+    as the mirror holds them: the title line first, then the paragraphs; blank lines dropped, and documents whose
+    paragraphs hold fewer than WIKI_MIN_WORDS words (the title not counted) and the WIKI_REMOVED articles left out."""
+    doc: list[str] | None = None
+    title = None
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if line.startswith("<doc ") and line.endswith(">"):
+            start = line.find(' title="')
+            title = line[start + 8:-2] if start >= 0 else None
+            doc = []
+        elif line == "</doc>":
+            if doc and title not in WIKI_REMOVED and sum(len(s.split()) for s in doc[1:]) >= WIKI_MIN_WORDS:
+                yield "\n".join(doc)
+            doc = None
+        elif doc is not None and line.strip():
+            doc.append(line.strip())          # the first line is the title, as WikiExtractor writes it
+
+
+def read_wikipedia_2015(folder: Path) -> dict:
+    """{"train", "valid"} -> `WikiDocuments` streams (no test split: pretraining data is never scored; the LMs
+    are compared on WikiText-2's test split)."""
+    shards = sorted(folder.glob("wiki-*.txt.gz"))
+    upstream = not shards
+    files = shards or sorted(p for p in folder.glob("*_wiki_*") if p.is_file())
+    if not files:
+        raise UlmfitError(f"{folder} holds neither the mirror's wiki-*.txt.gz shards nor the upstream files")
+    return {part: WikiDocuments(files, part, upstream) for part in ("train", "valid")}

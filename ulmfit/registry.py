@@ -85,6 +85,33 @@ _IMDB_CITE = "Maas et al., Learning Word Vectors for Sentiment Analysis, ACL 201
 _RESEARCH = "none stated; released by the authors for research"
 
 
+_WIKI_COMMIT = "1c0fac92f29f17c1603bfffbe864e0dfdff66897"
+_WIKI_RAW = f"https://raw.githubusercontent.com/jason-feng/wikiVisual/{_WIKI_COMMIT}/"
+
+
+def _wikipedia_2015() -> DatasetSpec:
+    """The 400 WikiExtractor files of the upstream commit, each pinned by the git blob id that commit's tree
+    records (and by the sha256 computed from that blob, listed in wikipedia_2015.tsv beside this file)."""
+    rows = [line.split("\t") for line in (Path(__file__).with_name("wikipedia_2015.tsv")).read_text().splitlines()
+            if line and not line.startswith("#")]
+    upstream = tuple(Remote(path.split("/", 1)[1].replace("/", "_"), (_WIKI_RAW + path,), sha256, int(size),
+                            f"git blob {sha1} in the tree of jason-feng/wikiVisual@{_WIKI_COMMIT[:7]}")
+                     for path, size, sha1, sha256 in rows)
+    return DatasetSpec(
+        name="wikipedia_2015", kind="lm", licence="CC BY-SA 3.0 (and GFDL): Wikipedia text",
+        description="English Wikipedia, 2015 extraction: 26,284 articles, 65.0M words of raw text (a stand-in "
+                    "for WikiText-103); valid = every 250th article",
+        citation="Wikipedia contributors; extracted with WikiExtractor (jason-feng/wikiVisual, 2015)",
+        homepage="https://github.com/jason-feng/wikiVisual/tree/" + _WIKI_COMMIT + "/text",
+        upstream=upstream,
+        mirror=tuple(MirrorFile(f"wiki-{k:05d}.txt.gz", sha, size) for k, (sha, size) in enumerate([
+            ("111e4cf3c5f24eef7e3281b9ecd401d9b2f011297bcd36d9eb200e6ef6e69d49", 38602039),
+            ("3859d088d97ea19432ec1ccdd20d1e163f4354abdc5ddff90398f36bec189c07", 38605710),
+            ("47fa48b1de7f589f943a8369e5a0ecc7b909fdc3134fd9cab92a08156f4e0034", 38711107),
+            ("aabd3c40c6b497287f2ade00b1852f65c0d96e99c3e0ba8739ac4655849bc257", 33862813)])),
+        reader=R.read_wikipedia_2015)
+
+
 def _wikitext(v: str, size: int, sha: str, mirror: tuple = ()) -> DatasetSpec:
     zip_name = f"wikitext-{v}-v1.zip"
     return DatasetSpec(
@@ -98,6 +125,7 @@ def _wikitext(v: str, size: int, sha: str, mirror: tuple = ()) -> DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
+    _wikipedia_2015(),
     _wikitext("103", 190229076, "242ba0f20b329cfdf1ccc61e9e9e5b59becf189db7f7a81cd2a0e2fc31539590"),
     _wikitext("2", 4475746, "92675f1d63015c1c8b51f1656a52d5bdbc33aafa60cc47a218a66e7ee817488c", mirror=(
         MirrorFile("wiki.train.tokens.gz",
