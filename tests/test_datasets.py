@@ -94,9 +94,10 @@ def _files(folder: Path) -> list:
 
 class TestRegistry:
     def test_names(self):
-        """The registry holds exactly the seven datasets of issue 2."""
+        """The registry holds the seven datasets of issue 2, wikipedia_2015 and the four sets of issue 26."""
         assert set(D.DATASETS) == {"wikitext103", "wikitext2", "ptb", "imdb", "imdb_sample", "clickbait",
-                                   "rt_polarity"}
+                                   "rt_polarity", "wikipedia_2015", "tweeteval_offensive", "tweeteval_irony",
+                                   "20newsgroups", "subj"}
 
     @pytest.mark.parametrize("name", sorted(D.DATASETS))
     def test_entries_complete(self, name):
@@ -257,6 +258,69 @@ class TestUpstreamForms:
         assert texts == ["dull \u2014 very", "caf\u00e9 fun"] and labels == ["neg", "pos"]
 
 
+WIKIEXTRACTOR = ('<doc id="1" url="u" title="Alpha">\nAlpha\n\n' + "word " * 60 + " \n \nSecond para.  \n</doc>\n"
+                 '<doc id="2" url="u" title="Short">\nShort\n\nToo short to keep.\n</doc>\n'
+                 '<doc id="3" url="u" title="American Beauty (1999 film)">\nAmerican Beauty (1999 film)\n\n'
+                 + "word " * 60 + "\n</doc>\n")
+
+
+class TestNewFormats:
+    def test_wikiextractor_documents(self):
+        """WikiExtractor blocks -> title line + stripped paragraphs; short docs and WikiText's articles dropped."""
+        docs = list(R.wikiextractor_documents(WIKIEXTRACTOR.splitlines(keepends=True)))
+        assert docs == ["Alpha\n" + ("word " * 60).strip() + "\nSecond para."]
+
+    def test_wikipedia_forms_agree(self, tmp_path):
+        """The upstream files and the mirror's shards give the same documents, and the same valid split."""
+        import gzip
+        up, mi = tmp_path / "up", tmp_path / "mirror"
+        up.mkdir(), mi.mkdir()
+        block = WIKIEXTRACTOR.split('<doc id="2"')[0]
+        texts = [block.replace("Alpha", f"A{k}") for k in range(600)]
+        (up / "AA_wiki_00").write_text("".join(texts[:300]), encoding="utf-8")
+        (up / "AA_wiki_01").write_text("".join(texts[300:]), encoding="utf-8")
+        docs = list(R.wikiextractor_documents("".join(texts).splitlines(keepends=True)))
+        with gzip.open(mi / "wiki-00000.txt.gz", "wt", encoding="utf-8") as f:
+            f.write("\n\n".join(d.replace("Second para.", "Second para.  ") for d in docs) + "\n")
+        a, b = R.read_wikipedia_2015(up), R.read_wikipedia_2015(mi)
+        assert list(a["train"]) == list(b["train"]) and list(a["valid"]) == list(b["valid"])
+        assert len(list(a["valid"])) == 2 and len(list(a["train"])) == 598
+
+    def test_tweeteval_reader(self, tmp_path):
+        """TweetEval's label ids are named by mapping.txt; a text/label line-count mismatch is one line."""
+        (tmp_path / "mapping.txt").write_text("0\tnot\n1\tyes")
+        for split in ("train", "val", "test"):
+            (tmp_path / f"{split}_text.txt").write_text("a tweet \nanother \n")
+            (tmp_path / f"{split}_labels.txt").write_text("0\n1\n")
+        out = R.read_tweeteval(tmp_path)
+        assert out["valid"] == (["a tweet", "another"], ["not", "yes"])
+        (tmp_path / "test_labels.txt").write_text("0\n")
+        with pytest.raises(UlmfitError, match="test_text.txt has 2 lines"):
+            R.read_tweeteval(tmp_path)
+
+    def test_20newsgroups_tarball(self, tmp_path):
+        """The upstream bydate tarball: one post per file, Latin-1, labelled by its folder."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, body in [("20news-bydate-train/sci.space/12", "From: a\n\nOrbit \xe9".encode("latin-1")),
+                               ("20news-bydate-test/alt.atheism/3", b"From: b\n\nGod")]:
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+        (tmp_path / "20news-bydate.tar.gz").write_bytes(buf.getvalue())
+        out = R.read_20newsgroups(tmp_path)
+        assert out["train"] == (["From: a\n\nOrbit \xe9"], ["sci.space"]) and out["test"][1] == ["alt.atheism"]
+
+    def test_subj_zip(self, tmp_path):
+        """SUBJ's upstream NLTK zip is read as UTF-8, one sentence per line, labelled by its file."""
+        with zipfile.ZipFile(tmp_path / "subjectivity.zip", "w") as z:
+            z.writestr("subjectivity/plot.tok.gt9.5000", "a plot sentence \nanother one\n")
+            z.writestr("subjectivity/quote.tok.gt9.5000", "caf\u00e9 quote\n")
+        out = D.DATASETS["subj"].reader(tmp_path)
+        assert out["train"] == (["a plot sentence", "another one", "caf\u00e9 quote"],
+                                ["objective", "objective", "subjective"])
+
+
 @needs_mirror
 class TestRealMirror:
     @pytest.fixture(autouse=True)
@@ -287,6 +351,27 @@ class TestRealMirror:
         """imdb_sample keeps fastai's 200 as test; rt_polarity has 10,662 sentences."""
         assert len(D.load_labelled("imdb_sample")["test"][0]) == 200
         assert sum(len(t) for t, _ in D.load_labelled("rt_polarity").values()) == 10662
+
+    @pytest.mark.parametrize("name, sizes, n_labels", [
+        ("tweeteval_offensive", [11916, 1324, 860], 2), ("tweeteval_irony", [2862, 955, 784], 2),
+        ("20newsgroups", [10184, 1130, 7532], 20), ("subj", [7200, 800, 2000], 2)])
+    def test_new_labelled_sets(self, name, sizes, n_labels):
+        """TweetEval keeps its official train/val/test, 20 Newsgroups its test (valid carved from train), SUBJ
+        (no official split) a seeded stratified 80/20 test split; labels are names, not ids."""
+        splits = D.load_labelled(name)
+        assert [len(splits[k][0]) for k in ("train", "valid", "test")] == sizes
+        labels = set(splits["train"][1])
+        assert len(labels) == n_labels and not labels & {"0", "1"}
+        assert all(t.strip() for t in splits["train"][0])
+
+    def test_wikipedia_2015_streams(self):
+        """wikipedia_2015: train is a stream (never a list), valid ~105 whole articles spread over the shards."""
+        corpus = D.load_lm_corpus("wikipedia_2015")
+        assert isinstance(corpus["train"], R.WikiDocuments) and set(corpus) == {"train", "valid"}
+        valid = list(corpus["valid"])
+        assert len(valid) == 105 and valid[0].split("\n")[0] == "Aircraft"
+        first = next(iter(corpus["train"]))
+        assert first.startswith("Anarchism\nAnarchism is a political philosophy")
 
     @pytest.mark.slow
     def test_imdb(self):

@@ -38,9 +38,9 @@ def data(args) -> dict:
     from . import datasets
     if args.action == "list":
         rows = datasets.list_datasets()
-        print(f"{'name':<13} {'kind':<9} {'size':>9}  licence")
+        print(f"{'name':<19} {'kind':<9} {'size':>9}  licence")
         for r in rows:
-            print(f"{r['name']:<13} {r['kind']:<9} {r['size_mb']:>7.1f}MB  {r['licence']}")
+            print(f"{r['name']:<19} {r['kind']:<9} {r['size_mb']:>7.1f}MB  {r['licence']}")
         return {"datasets": [r["name"] for r in rows]}
     path = datasets.fetch(args.name)
     return {"dataset": args.name, "path": str(path)}

@@ -336,12 +336,16 @@ def read_line_labelled(folder: Path, files: dict[str, tuple[str, ...]], archive:
                        members: dict[str, str] | None = None) -> dict:
     """One text per non-empty line, labelled by its file: {"train": (texts, labels)} (no official split).
     `files` maps label -> candidate file names (first found wins); otherwise label -> `members[label]` inside
-    the upstream tarball `archive`, whose 8-bit (cp1252) text is decoded as such."""
+    the upstream archive `archive`: a tarball of 8-bit (cp1252) text, decoded as such, or a zip of UTF-8 text."""
     texts, labels = [], []
     for label, names in files.items():
         found = [folder / n for n in names if (folder / n).is_file()]
         if found:
             text = read_utf8(found[0])
+        elif archive.endswith(".zip"):               # NLTK's packaging (SUBJ): already UTF-8
+            import zipfile
+            with zipfile.ZipFile(folder / archive) as z:
+                text = z.read(members[label]).decode("utf-8")
         else:
             import tarfile
             with tarfile.open(folder / archive) as tar:
@@ -431,3 +435,50 @@ def read_wikipedia_2015(folder: Path) -> dict:
     if not files:
         raise UlmfitError(f"{folder} holds neither the mirror's wiki-*.txt.gz shards nor the upstream files")
     return {part: WikiDocuments(files, part, upstream) for part in ("train", "valid")}
+
+
+def read_tweeteval(folder: Path) -> dict:
+    """TweetEval's official train / val / test: one tweet per line in `{split}_text.txt`, its label id on the
+    same line of `{split}_labels.txt`, named by `mapping.txt` ("0<TAB>name"). Tweets are stripped of the space
+    every line ends with."""
+    def lines(name: str) -> list[str]:
+        path = folder / f"{name}.gz" if (folder / f"{name}.gz").is_file() else folder / name
+        return read_utf8(path).split("\n")
+    names = dict(line.split("\t", 1) for line in lines("mapping.txt") if line.strip())
+    out = {}
+    for split, ours in (("train", "train"), ("val", "valid"), ("test", "test")):
+        texts = lines(f"{split}_text.txt")
+        labels = [s.strip() for s in lines(f"{split}_labels.txt")]
+        if texts and not texts[-1] and labels and not labels[-1]:
+            texts, labels = texts[:-1], labels[:-1]                # the final newline
+        if len(texts) != len(labels):
+            raise UlmfitError(f"{folder}: {split}_text.txt has {len(texts)} lines but {split}_labels.txt "
+                              f"{len(labels)}")
+        out[ours] = ([t.strip() for t in texts], [names[y] for y in labels])
+    return out
+
+
+def read_20newsgroups(folder: Path) -> dict:
+    """20 Newsgroups bydate, official train / test: the mirror's `label,id,text` CSV shards, or the upstream
+    `20news-bydate.tar.gz` (one post per file, decoded as Latin-1 as scikit-learn does). Sorted by label, id."""
+    out = {}
+    for split in ("train", "test"):
+        rows = []
+        shards = sorted(folder.glob(f"{split}-*.csv.gz"))
+        if shards:
+            for shard in shards:
+                with gzip.open(shard, "rt", encoding="utf-8", newline="") as f:
+                    rows += [(r["label"], int(r["id"]), r["text"]) for r in csv.DictReader(f)]
+        else:
+            import re
+            import tarfile
+            pattern = re.compile(rf"20news-bydate-{split}/([^/]+)/(\d+)$")
+            with tarfile.open(folder / "20news-bydate.tar.gz", "r:gz") as tar:
+                for member in tar:
+                    m = pattern.match(member.name)
+                    if m and member.isfile():
+                        rows.append((m.group(1), int(m.group(2)),
+                                     tar.extractfile(member).read().decode("latin-1")))
+        rows.sort(key=lambda r: r[:2])
+        out[split] = ([r[2] for r in rows], [r[0] for r in rows])
+    return out

@@ -112,6 +112,26 @@ def _wikipedia_2015() -> DatasetSpec:
         reader=R.read_wikipedia_2015)
 
 
+_TWEETEVAL = ("https://raw.githubusercontent.com/cardiffnlp/tweeteval/"
+              "4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66/datasets/")
+
+
+def _tweeteval(task: str, description: str, source: str, files: list) -> DatasetSpec:
+    """TweetEval's files as released (upstream) and gzipped (mirror); the upstream text and label files are pinned
+    by HuggingFace's tweet_eval checksums, mapping.txt only by the mirror's README."""
+    return DatasetSpec(
+        name=f"tweeteval_{task}", kind="labelled",
+        licence="none stated (TweetEval: 'released without any restrictions'; Twitter's terms apply)",
+        description=description,
+        citation=f"Barbieri et al., TweetEval, Findings of EMNLP 2020; {source}",
+        homepage="https://github.com/cardiffnlp/tweeteval",
+        upstream=tuple(Remote(name, (f"{_TWEETEVAL}{task}/{name}",), raw_sha, raw_size,
+                              _SHARED.format(f"tweeteval_{task}") if name == "mapping.txt"
+                              else _HF.format("datasets/tweet_eval")) for name, _, _, raw_sha, raw_size in files),
+        mirror=tuple(MirrorFile(f"{name}.gz", sha, size) for name, sha, size, _, _ in files),
+        reader=R.read_tweeteval)
+
+
 def _wikitext(v: str, size: int, sha: str, mirror: tuple = ()) -> DatasetSpec:
     zip_name = f"wikitext-{v}-v1.zip"
     return DatasetSpec(
@@ -226,4 +246,76 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
             folder, {label: (f"rt-polarity.{label}.gz", f"rt-polarity.{label}") for label in ("neg", "pos")},
             archive="rt-polaritydata.tar.gz",
             members={label: f"rt-polaritydata/rt-polarity.{label}" for label in ("neg", "pos")})),
+    _tweeteval("offensive", "TweetEval offensive (OffensEval 2019, OLID subtask A): tweets, 11,916 / 1,324 / 860, "
+               "official split", "Zampieri et al., SemEval-2019 Task 6 (OffensEval)", [
+        ("train_text.txt", "abff35ad88e9d8065fe54074d04e16acfba0f308d99b419c3a4c5401d89b76b5", 604890,
+         "78a7a32e38b10af7d8970b008bf17f661c8d0a90dad145fa0fa6a944669650db", 1529074),
+        ("train_labels.txt", "61082ec449face865b922932723b5de528828b0756d23553672ac01d453371c6", 2135,
+         "c0b7d6ebdaa4ebcf6fc557ef1e775d92eda160218a0e3b1dd48eb8234dc892a6", 23832),
+        ("val_text.txt", "8a09698784c647be0bbc7a04afd4710566aa81bbd3790d052c002157e5ae9ce1", 72293,
+         "816f36d180c35f15a5104838cb73856a0bef42043482fe738f3481b06242a55c", 179188),
+        ("val_labels.txt", "af614161e686b9b90176817390d4ef8f987639a399d1867ea95da7a4412cea13", 299,
+         "ed2deb776bd1c52fb8221fadd3360e32d9dfe46842d78053528126e46363a258", 2648),
+        ("test_text.txt", "09ce1bed2a3d4fd3f231994a7cfea2465bd8e5093277d595829801317a19e32a", 58306,
+         "25b08c3333c26190f1023961c4508ec9aab24d4722b1a3ea7a6040724c120547", 126921),
+        ("test_labels.txt", "f4d8a4cdfc817de5eba26cec59843987d97efcb474fa90754d40128b13ea3f2a", 208,
+         "41d05a7aa0b01f5dafab21b95adb4f979cb4226c046ff315702774d10dac1605", 1720),
+        ("mapping.txt", "5796732c8574e9412cb68fd5e41200b6cab9c1d9e2efcf60a102f8441a55aa12", 39,
+         "3e427f483dd5d5be21ae85dcf224c36b3d024af27999939fa0d438d695801c50", 28)]),
+    _tweeteval("irony", "TweetEval irony (SemEval-2018 Task 3A): tweets, 2,862 / 955 / 784, official split",
+               "Van Hee, Lefever & Hoste, SemEval-2018 Task 3", [
+        ("train_text.txt", "69354b59b3d499a1b22871083d925661f9c7e811dc41b13ffce0ec1551b192bf", 107865,
+         "a888125a44f7dfaa25b026318748d0e62cc9a300d20f66eafd62011a19eaea23", 231594),
+        ("train_labels.txt", "120077f7d8eb88d9a34d5414b0e9aee2048f94c1c679b6073dd8485e36e0ca78", 619,
+         "fc69e6106c0f1f433a91536e08f83c71a391d7b219f7684d42f243a8089af77d", 5724),
+        ("val_text.txt", "004fa8f5e11d03b6bbb2de81226fbdef2d0036a78342606c9c4e811241fd2ed3", 36774,
+         "8806cf3793e300a485cfae34892fc3a0a2f9a183deb06c750c6531515c83051e", 76760),
+        ("val_labels.txt", "bf4f904acbc9674b5e8705af0ed5264c40fdf986cb96532e6e69d240ff37a9e1", 248,
+         "ccf429f63b4e8d0e7f425ca09445f7c31f7cea8a1b7c283b015b117c4002fd07", 1910),
+        ("test_text.txt", "3fca058ee695e90c840555e76b3e6ca1a2b615bd6769342de4b2471ac52b67fa", 32313,
+         "53103da934a7308eee82f05f2a9781a8ea3e88604fdc1e02d3101108505c64be", 68057),
+        ("test_labels.txt", "ab8cf8797204d4bdb0f443cb72ef91c2c1da53ef095071d51d2b3d1743d9ccfa", 207,
+         "08e2095e1725e74907a380614c220204e356bb46e3e8c93deb74e83e5b15ab38", 1568),
+        ("mapping.txt", "fb0ab157bcd30c9a7381e3e72269da86f583d5cc2112a9dbe146c9cffef20c58", 35,
+         "70e09046e181179b9870a2f59a3263bbb28c787831779e4ce4a18373d054296b", 19)]),
+    DatasetSpec(
+        name="20newsgroups", kind="labelled", licence="none stated (1990s Usenet posts)",
+        description="20 Newsgroups bydate: 11,314 train / 7,532 test posts (headers kept), 20 classes, "
+                    "official split",
+        citation="Lang, NewsWeeder: Learning to Filter Netnews, ICML 1995",
+        homepage="http://qwone.com/~jason/20Newsgroups/",
+        upstream=(Remote("20news-bydate.tar.gz", ("http://qwone.com/~jason/20Newsgroups/20news-bydate.tar.gz",),
+                         "8f1b2514ca22a5ade8fbb9cfa5727df95fa587f4c87b786e15c759fa66d95610", 14464277,
+                         _HF.format("datasets/newsgroup")),),
+        mirror=tuple(MirrorFile(f"{split}-{k:02d}.csv.gz", sha, size) for split, k, sha, size in [
+            ("train", 0, "6b2805ba7673fe4ffeac115123ba361beffdd8b08746194eb7e3e8e0e2c0f74c", 2655905),
+            ("train", 1, "a408fe2399d829f88a86a7525db06eec04ab9560381e8147aedd7a32890b18f1", 3116095),
+            ("train", 2, "a8995de620d43137ec7f13f853363dda3c465adbd4be071de458732155ed5dda", 2453887),
+            ("test", 0, "bb653b8cdb08ac7d437a847ca6ce35cdea3c37aa88aaf535c7ad2f1d8005c860", 1751049),
+            ("test", 1, "366185fbce970eeb15086f6e91cce9525f2126d317fcbc614f92fe321c1c8c3b", 1862804),
+            ("test", 2, "98576d84630b9148d71e725df586f4aa259fb0eb480dd976e311e82e587dff6f", 1636083)]),
+        reader=R.read_20newsgroups),
+    DatasetSpec(
+        name="subj", kind="labelled", licence="CC BY 4.0 (Bo Pang and Lillian Lee, as NLTK's packaging states)",
+        description="Subjectivity v1.0 (SUBJ): 5,000 subjective + 5,000 objective sentences; no official split, "
+                    "so a seeded, stratified 80/20 train/test split (test seed 0), valid carved from train",
+        citation="Pang & Lee, A Sentimental Education, ACL 2004",
+        homepage="https://www.cs.cornell.edu/people/pabo/movie-review-data/",
+        upstream=(Remote("subjectivity.zip", (
+            "https://raw.githubusercontent.com/nltk/nltk_data/5db857e6f7df11eabb5e5665836db9ec8df07e28/"
+            "packages/corpora/subjectivity.zip",), None, 521628,
+            "nltk_data index.xml (md5 a81a44513903ba6bb86f85aeff149561, no sha256); its members: "
+            + _SHARED.format("subj"),
+            members=(("subjectivity/plot.tok.gt9.5000",
+                      "5ddc9b44dc60d64d651347fcd7bdd489b0c70661e3f768215c16eea36f51204a"),
+                     ("subjectivity/quote.tok.gt9.5000",
+                      "cc5d85345896d3fa44ca6b826b108418030977f958a004eb97860043b3b37624"))),),
+        mirror=(MirrorFile("plot.tok.gt9.5000.gz",
+                           "c228c7cba0fe449f6fbe219bf94d102e09937fcf539733976e16356e9c239396", 267486),
+                MirrorFile("quote.tok.gt9.5000.gz",
+                           "cef154df5686d2e58c6597e9cf744609a708225781fb5ae2239a0e152702574c", 249337)),
+        reader=lambda folder: R.read_line_labelled(
+            folder, {"objective": ("plot.tok.gt9.5000.gz",), "subjective": ("quote.tok.gt9.5000.gz",)},
+            archive="subjectivity.zip", members={"objective": "subjectivity/plot.tok.gt9.5000",
+                                                 "subjective": "subjectivity/quote.tok.gt9.5000"})),
 ]}
