@@ -51,7 +51,8 @@ def lm(args) -> dict:
     if args.action == "list":
         rows = model_zoo.list_pretrained()
         for r in rows:
-            print(f"{r['name']:<10} {r['size_mb']:>6.1f}MB  {'cached' if r['cached'] else '      '}  {r['description']}")
+            where = "shipped" if r.get("shipped") else "cached " if r["cached"] else "       "
+            print(f"{r['name']:<16} {r['size_mb']:>6.1f}MB  {where}  {r['description']}")
         return {"models": [r["name"] for r in rows]}
     if args.action == "download":
         return model_zoo.download_pretrained(args.name, args.out, sha256=args.sha256, force=args.force)

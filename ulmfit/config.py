@@ -108,6 +108,8 @@ class TrainConfig:
     max_minutes: float = 0.0             # >0: a wall-time budget for the stage from its start (tokenizing and
     #                                      epoch-end validation included, eval_every passes not); the LR follows it
     eval_tokens: int = 0                 # LM validation on the first whole documents holding >= N tokens (0: all)
+    early_stopping: int = 0              # >0: stop after this many epochs without a better validation score and
+    #                                      keep the best epoch's weights (early_stopping.py); 0: off
     precision: str = "fp32"              # fp32 | bf16 | fp16
     seed: int = 0
     threads: int = 0                     # 0: leave torch's default
@@ -280,9 +282,10 @@ def validate(config: StageConfig) -> None:
     for name, value in positive.items():
         if not value > 0:
             raise UlmfitError(f"{name} must be > 0, got {value}")
-    if min(t.epochs, t.max_steps, t.max_minutes, t.eval_every, t.save_every, t.save_minutes, t.eval_tokens) < 0:
-        raise UlmfitError("epochs, max_steps, max_minutes, eval_every, save_every, save_minutes and eval_tokens "
-                          "must be >= 0")
+    if min(t.epochs, t.max_steps, t.max_minutes, t.eval_every, t.save_every, t.save_minutes, t.eval_tokens,
+           t.early_stopping) < 0:
+        raise UlmfitError("epochs, max_steps, max_minutes, eval_every, save_every, save_minutes, eval_tokens and "
+                          "early_stopping must be >= 0")
     if not 0 < t.stlr_cut_frac < 1:
         raise UlmfitError(f"stlr_cut_frac must be in (0, 1), got {t.stlr_cut_frac}")
     if not (0 <= t.head_dropout < 1 and 0 <= t.head_dropout_final < 1 and 0 <= t.label_smoothing < 1):

@@ -63,6 +63,44 @@ PRETRAINED = {s.name: s for s in (
 )}
 
 
+# ---- the LMs that ship inside ulmfit (ulmfit/shipped/<name>/): usable offline, from a fresh clone -----------------
+SHIPPED_DIR = Path(__file__).with_name("shipped")
+
+
+@dataclass(frozen=True)
+class ShippedSpec:
+    """A pretrain run dir committed in the package as fp16 weights, its tokenizer and config.json, and
+    PROVENANCE.md (command, commit, corpus, hardware, wall time, steps, tokens seen, validation perplexity).
+    `files` pins each file's sha256 and size, checked on every use: a damaged copy is one line, never a model."""
+    name: str
+    description: str
+    files: tuple[tuple[str, str, int], ...]          # (file name, sha256, bytes)
+    backwards: bool
+    licence: str = "weights: Apache-2.0, as ulmfit; trained on Wikipedia text (CC BY-SA 3.0)"
+    citation: str = "this repository (ulmfit); PROVENANCE.md beside the weights says how they were trained"
+
+    @property
+    def folder(self) -> Path:
+        return SHIPPED_DIR / self.name
+
+
+SHIPPED: dict[str, ShippedSpec] = {s.name: s for s in (
+)}
+
+
+def verify_shipped(spec: ShippedSpec) -> Path:
+    """The shipped run dir, after checking every file's size and sha256 against the registry."""
+    for filename, sha, size in spec.files:
+        path = spec.folder / filename
+        if not path.is_file():
+            raise UlmfitError(f"the shipped LM {spec.name} is missing {path}; reinstall ulmfit (or `git checkout "
+                              f"-- {path}` in a clone)")
+        if path.stat().st_size != size or datasets.sha256_file(path) != sha:
+            raise UlmfitError(f"the shipped LM file {path} is damaged (its size or sha256 is not the one "
+                              f"registered: {sha[:16]}...); reinstall ulmfit (or `git checkout -- {path}`)")
+    return spec.folder
+
+
 def get_pretrained_spec(name) -> PretrainedSpec:
     if isinstance(name, PretrainedSpec):
         return name
@@ -72,7 +110,10 @@ def get_pretrained_spec(name) -> PretrainedSpec:
 
 
 def list_pretrained() -> list[dict]:
-    return [dict(name=s.name, size_mb=round(s.archive.size / 1e6, 1), licence=s.licence, description=s.description,
+    shipped = [dict(name=s.name, size_mb=round(sum(size for _, _, size in s.files) / 1e6, 1), licence=s.licence,
+                    description=s.description, citation=s.citation, urls=[], pinned_by="sha256 in model_zoo.py",
+                    cached=True, shipped=True) for s in SHIPPED.values()]
+    return shipped + [dict(name=s.name, size_mb=round(s.archive.size / 1e6, 1), licence=s.licence, description=s.description,
                  citation=s.citation, urls=list(s.archive.urls), pinned_by=s.archive.pinned_by,
                  cached=(datasets.cache_dir() / s.name / s.archive.filename).is_file())
             for s in PRETRAINED.values()]
@@ -162,7 +203,16 @@ def _verify_local(path: Path, remote: Remote) -> None:
 
 
 def download_pretrained(name, out_dir: Path, sha256: str | None = None, force: bool = False) -> dict:
-    """Fetch a published LM (once, into the cache) and write it as an ordinary ulmfit `pretrain` run dir."""
+    """Fetch a published LM (once, into the cache) and write it as an ordinary ulmfit `pretrain` run dir; a
+    shipped LM is checked and copied (its weights stay fp16; every stage reads them into fp32 modules)."""
+    if str(name) in SHIPPED:
+        source = verify_shipped(SHIPPED[str(name)])
+        out_dir = Path(out_dir)
+        if out_dir.exists() and any(out_dir.iterdir()) and not force:
+            raise UlmfitError(f"{out_dir} is not empty; pass --force to overwrite it")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.copytree(source, out_dir)
+        return {"pretrained": str(name), "out": str(out_dir), "shipped": True}
     spec = get_pretrained_spec(name)
     path = fetch_pretrained(spec, sha256)
     weights, vocab, names = read_model_files(path)
@@ -177,6 +227,8 @@ def resolve_pretrained(path_or_name) -> Path:
     imported the first time. The import goes to a temp dir renamed into place, so concurrent first uses (ranks
     under torchrun) cannot see half a run dir."""
     path = Path(path_or_name)
+    if not path.exists() and str(path_or_name) in SHIPPED:     # committed in the package: no network, no cache
+        return verify_shipped(SHIPPED[str(path_or_name)])
     if path.exists() or str(path_or_name) not in PRETRAINED:
         return path
     final = datasets.cache_dir() / str(path_or_name) / "run"

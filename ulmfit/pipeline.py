@@ -201,9 +201,15 @@ def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage
         ckpt.save_run(out_dir, model, config, stage_name, tokenizer, extra={**extra, "history": history})
         (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)     # finished: nothing left to resume
     if history:
-        result.update({k: v for k, v in history[-1].items() if k.startswith("valid")})
+        result.update({k: v for k, v in final_epoch(history).items() if k.startswith("valid")})
     result["epochs_run"] = len(history)
     return result
+
+
+def final_epoch(history: list[dict]) -> dict:
+    """The epoch whose weights the run kept: the best one under early stopping, else the last."""
+    kept = history[-1].get("restored_epoch")
+    return next((h for h in history if h.get("epoch") == kept), history[-1]) if kept else history[-1]
 
 
 # ---- stage 3: the classifier --------------------------------------------------------------------------------
@@ -251,7 +257,8 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
               "encoder_from": meta["stage"], "strategy": cfg.strategy, "no_pretraining": cfg.no_pretraining,
               "n_train": len(train_y), "n_valid": len(encoded["valid"][2])}
     if history:
-        result.update({k: v for k, v in history[-1].items() if k.startswith("valid")})
+        result.update({k: v for k, v in final_epoch(history).items() if k.startswith("valid")})
+        result["epochs_run"] = len(history)
     probs = {}
     if "test" in encoded:
         ids, off, y = encoded["test"]
@@ -266,7 +273,8 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
                              "results": {k: v for k, v in result.items() if k not in ("labels",)}})
         (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)
         # the run is finished and saved; the report (and the baseline, and its ensemble offer) comes after it
-        probs["valid"] = (getattr(task, "last_valid_probs", None) if history else None)
+        restored = history and history[-1].get("restored_epoch") not in (None, history[-1].get("epoch"))
+        probs["valid"] = (getattr(task, "last_valid_probs", None) if history and not restored else None)
         if probs["valid"] is None:                # no epoch ran in this process (e.g. resumed at the very end)
             probs["valid"] = predict_proba(model, valid_batches, rt, len(encoded["valid"][2]))
         result.update(write_run_report(out_dir, splits, probs, device=rt.device))

@@ -50,6 +50,11 @@ class LMTask:
     def reset_carry(self, carry):
         return None                       # a new epoch is a new (reshuffled) stream: start from zeros
 
+    @staticmethod
+    def monitor(metrics: dict) -> tuple:
+        """Early stopping's score, smaller is better: the validation loss (= log perplexity)."""
+        return (metrics["valid_loss"],)
+
     def postfix(self, loss: float, rate: float, lr: float) -> dict:
         return {"loss": f"{loss:.3f}", "ppl": f"{math.exp(min(loss, 50)):.1f}", "tok/s": f"{rate:.0f}",
                 "lr": f"{lr:.2e}"}
@@ -94,6 +99,11 @@ class ClassifierTask:
 
     def postfix(self, loss: float, rate: float, lr: float) -> dict:
         return {"loss": f"{loss:.4f}", "docs/s": f"{rate:.1f}", "lr": f"{lr:.2e}"}
+
+    @staticmethod
+    def monitor(metrics: dict) -> tuple:
+        """Early stopping's score, smaller is better: accuracy first, the loss between epochs of equal accuracy."""
+        return (-metrics["valid_accuracy"], metrics["valid_loss"])
 
     def evaluate(self, model) -> dict:
         if self.valid is None:

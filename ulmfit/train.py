@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import RESUME_FILE, METRICS_FILE, load_state_checked, load_tensors, save_tensors
 from .config import TrainConfig
+from .early_stopping import EarlyStopping
 from .errors import UlmfitError
 from .runtime import Runtime, rng_state, set_rng_state
 from .schedule import build_optimizer, discriminative_lrs, lr_at, param_groups, set_trainable
@@ -170,8 +171,12 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     stop = {"signum": None}
     handlers = _install_signal_handlers(stop)
     last_save = time.perf_counter()
+    stopper = (EarlyStopping(cfg.early_stopping, task.monitor, out_dir if rt.is_main else None, pos.history)
+               if cfg.early_stopping else None)
     try:
         for si in range(pos.stage, len(stages)):
+            if stopper is not None and stopper.stop:
+                break
             stage = stages[si]
             total = first_steps[si + 1] - first_steps[si]
             if total == 0:
@@ -266,6 +271,8 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                            "elapsed": round(time.perf_counter() - run_start, 1),
                            "items_per_s": round(n_items / max(elapsed, 1e-9), 1)}
                 metrics.update(task.evaluate(module))
+                if stopper is not None:
+                    stopper.update(metrics, module, rt.is_main)
                 pos.history.append(metrics)
                 _log(out_dir, rt, metrics)
                 if rt.is_main:
@@ -274,10 +281,20 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                 carry = task.reset_carry(carry)
                 pos.stage_used_s = clock.used()
                 last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                if stopper is not None and stopper.stop:
+                    if rt.is_main:
+                        tqdm.write(f"early stopping: {stopper.bad_epochs} epoch(s) without a better validation "
+                                   f"score; keeping epoch {stopper.best_epoch}")
+                    break
             pos.spent_s, pos.stage_used_s = pos.spent_s + clock.used(), 0.0
             pos.stage, pos.epoch, pos.batch = si + 1, 0, 0
     finally:
         _restore_signal_handlers(handlers)
+    if stopper is not None:                    # the run ends with its best epoch's weights, not its last
+        best = stopper.restore(module)
+        if pos.history and best is not None:
+            pos.history[-1]["restored_epoch"] = best
+        stopper.cleanup()
     return pos.history
 
 
