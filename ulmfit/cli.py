@@ -272,6 +272,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which layers train when: gradual unfreezing (§3.3), all at once (full), the head only "
                         "(frozen) or chain-thaw " + _preset_default("classify", "strategy"))
     p.add_argument("--no-pretraining", action="store_true", help="random encoder weights (ablation baseline)")
+    p = _command(sub, "fit", "your labelled texts and a time budget in, the best classifier it buys out "
+                 "(LM fine-tuning + classifier from the shipped LM)",
+                 "ulmfit fit --train reviews.csv --out runs/my-fit                 # 15 minutes",
+                 "ulmfit fit --train train.csv --valid valid.csv --test test.csv --label-col stars --minutes 30 "
+                 "--out runs/my-fit",
+                 "ulmfit fit --train labelled.csv --unlabelled more_reviews.txt --out runs/my-fit")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="the run dir to write")
+    p.add_argument("--minutes", default="15", metavar="M",
+                   help="wall-clock budget, tokenizing, both stages, the baseline and the report included "
+                        "(default: 15)")
+    p.add_argument("--pretrained", metavar="NAME|DIR",
+                   help="the starting LM: a shipped one (ulmfit-wiki-fwd, the default), wt103-fwd, or a run dir")
+    p.add_argument("--unlabelled", nargs="+", default=[], metavar="FILE",
+                   help="unlabelled text of the same kind, for LM fine-tuning (§3.2): one text per line, or a "
+                        "CSV/TSV/JSONL with a text column")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of every random draw (default: 0)")
+    p.add_argument("--backwards", action="store_true", help="read the texts backwards (with a backward LM)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="(default: fp32)")
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (0: torch's default)")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
+    _add_data_args(p, labelled=True)
     p = _command(sub, "evaluate", "accuracy, macro-F1, per-class scores, confusion matrix",
                  "ulmfit evaluate runs/cls --dataset clickbait",
                  "ulmfit evaluate runs/cls runs/cls-bwd --data test.csv --label-col stars    # an ensemble")

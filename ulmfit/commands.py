@@ -116,6 +116,28 @@ def classify(args) -> dict:
                               from_classifier=args.from_classifier is not None))
 
 
+def fit(args) -> dict:
+    from .fit import fit as run
+    if not args.dataset and not args.train:
+        raise UlmfitError("pass --train FILE (your labelled texts) or --dataset NAME")
+    result = _guard(lambda: run(_data_spec(args), args.out, pretrained=args.pretrained, minutes=args.minutes,
+                                unlabelled=list(args.unlabelled), seed=args.seed, force=args.force,
+                                backwards=args.backwards, precision=args.precision, threads=args.threads))
+    _say_delivered(result)
+    return result
+
+
+def _say_delivered(result: dict) -> None:
+    """fit's last line for people: which model the run dir answers with, and how it did on validation."""
+    acc = result.get("valid_accuracy")
+    line = f"ulmfit fit: {result['out']}: ULMFiT {acc:.2%} on validation" if acc is not None else ""
+    delivered = result.get("delivered") or ("mean" if result.get("baseline_ensemble") else "ulmfit")
+    if delivered != "ulmfit":
+        line += (f"; the run dir predicts with {result.get('delivered_name', delivered)}, which did better on "
+                 f"validation ({result.get('delivered_valid_accuracy', result.get('ensemble_valid_accuracy', 0)):.2%})")
+    print(line + f"; {result.get('minutes_total', 0):.1f} of {result.get('minutes_budget', 0):g} minutes", flush=True)
+
+
 def evaluate(args) -> dict:
     from . import readers
     from .inference import ensemble_proba

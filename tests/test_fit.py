@@ -1,0 +1,120 @@
+"""`ulmfit fit`: one budget for both stages, a run dir every command takes, one-line errors that write nothing
+(issue 27)."""
+import json
+
+import pytest
+
+from synthetic import labelled_topics
+from ulmfit import recipe
+from ulmfit.cli import main
+from ulmfit.dataspec import DataSpec
+from ulmfit.fit import fit
+
+
+@pytest.fixture(scope="module")
+def pre(tmp_path_factory):
+    """A tiny pretrained LM on synthetic topic sentences (seconds)."""
+    root = tmp_path_factory.mktemp("fit")
+    texts, _ = labelled_topics(600, seed=5)
+    (root / "corpus.txt").write_text("\n".join(texts))
+    assert main(["pretrain", "--train", str(root / "corpus.txt"), "--out", str(root / "pre"), "--preset", "tiny",
+                 "--max-steps", "8", "--set", "tokenizer.vocab_size=60", "--set", "batch_size=8"]) == 0
+    return root / "pre"
+
+
+def _csv(path, n, seed):
+    texts, labels = labelled_topics(n, seed)
+    path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in zip(texts, labels)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(pre, tmp_path_factory):
+    root = tmp_path_factory.mktemp("fitted")
+    spec = DataSpec.from_texts(labelled_topics(200, 1), labelled_topics(60, 2), labelled_topics(60, 3))
+    result = fit(spec, root / "run", pretrained=pre, minutes=0.8, threads=1)
+    return root / "run", result
+
+
+class TestFit:
+    def test_one_run_dir_for_every_command(self, fitted, capsys):
+        """The classifier, its LM in lm/, report.md and fit.json; `predict` takes the dir as it takes classify's."""
+        run, _ = fitted
+        assert {"config.json", "model.pt", "report.md", "fit.json", "lm"} <= {p.name for p in run.iterdir()}
+        assert (run / "lm" / "model.pt").is_file()
+        assert main(["predict", str(run), "Bake the flour with sugar in the oven."]) == 0
+        assert "food" in capsys.readouterr().out
+
+    def test_keeps_the_budget(self, fitted):
+        """The whole run, both stages and the report, ends within its minutes (plus a margin for the last pass)."""
+        _, result = fitted
+        assert result["minutes_total"] <= 0.8 * 1.15
+        plan = json.loads((fitted[0] / "fit.json").read_text())["plan"]
+        assert plan["lm_epochs"] >= 1 and plan["cls_epochs"] >= 1
+
+    def test_early_stopping_is_on_in_both_stages(self, fitted):
+        """Both stages record their best epoch (early stopping keeps its weights)."""
+        run, _ = fitted
+        for d in (run / "lm", run):
+            history = json.loads((d / "config.json").read_text())["history"]
+            assert history and all("best_epoch" in h for h in history)
+
+
+class TestFitErrors:
+    @pytest.mark.parametrize("minutes, says", [("0", "positive"), ("-3", "positive"), ("soon", "not a number"),
+                                               ("nan", "positive")])
+    def test_bad_minutes(self, pre, tmp_path, capsys, minutes, says):
+        out = tmp_path / "run"
+        code = main(["fit", "--train", str(_csv(tmp_path / "t.csv", 40, 1)), "--pretrained", str(pre),
+                     "--minutes", minutes, "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and says in err and len(err.splitlines()) == 1 and not out.exists()
+
+    def test_budget_too_small_says_the_least_it_needs(self, pre, tmp_path, capsys):
+        out = tmp_path / "run"
+        code = main(["fit", "--train", str(_csv(tmp_path / "t.csv", 40, 1)), "--pretrained", str(pre),
+                     "--minutes", "0.001", "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "too small" in err and "minutes" in err and not out.exists()
+
+    def test_valid_labels_the_training_file_lacks(self, pre, tmp_path, capsys):
+        valid = tmp_path / "v.csv"
+        valid.write_text("text,label\nA goal in the match.,sport\nAn odd one.,weather\n")
+        out = tmp_path / "run"
+        code = main(["fit", "--train", str(_csv(tmp_path / "t.csv", 40, 1)), "--valid", str(valid),
+                     "--pretrained", str(pre), "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "weather" in err and not out.exists()
+
+    def test_empty_unlabelled_file(self, pre, tmp_path, capsys):
+        empty = tmp_path / "more.txt"
+        empty.write_text("\n\n")
+        out = tmp_path / "run"
+        code = main(["fit", "--train", str(_csv(tmp_path / "t.csv", 40, 1)), "--unlabelled", str(empty),
+                     "--pretrained", str(pre), "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "holds no text" in err and not out.exists()
+
+
+class TestRecipe:
+    def test_small_data_gets_small_batches(self):
+        """500 texts: batches of 8 (62 updates an epoch); 20,000: 64."""
+        assert recipe.cls_batch_size(500) == 8 and recipe.cls_batch_size(2000) == 32
+        assert recipe.cls_batch_size(20000) == 64
+
+    def test_short_texts_get_short_windows(self):
+        stats = recipe.DataStats(n_train=2000, n_classes=2, mean_tokens=20, lm_tokens=40000)
+        assert recipe.lm_bptt(stats) == 35
+        assert recipe.lm_bptt(recipe.DataStats(2000, 2, 300, 600000)) == 70
+
+    def test_a_generous_budget_asks_for_every_epoch(self):
+        """When the budget holds them, 10 LM and 20 classifier epochs (early stopping ends them sooner)."""
+        stats = recipe.DataStats(n_train=2000, n_classes=2, mean_tokens=20, lm_tokens=40000)
+        plan = recipe.plan(stats, recipe.Speeds(5000, 5000), seconds=3600)
+        assert (plan.lm_epochs, plan.cls_epochs) == (10, 20)
+
+    def test_a_tight_budget_splits_by_what_each_stage_wants(self):
+        stats = recipe.DataStats(n_train=2000, n_classes=2, mean_tokens=20, lm_tokens=400000)
+        plan = recipe.plan(stats, recipe.Speeds(2000, 2000), seconds=300)
+        total = plan.lm_minutes + plan.cls_minutes
+        assert total <= 5 and recipe.LM_SHARE_RANGE[0] <= plan.lm_minutes / total <= recipe.LM_SHARE_RANGE[1]
