@@ -21,7 +21,7 @@ import torch
 from .config import StageConfig
 from .errors import RunFinished, UlmfitError
 from .files import atomic_write_bytes, load_tensors, read_json, save_tensors, write_json  # noqa: F401 (re-exported)
-from .tokenizer import Tokenizer, load_tokenizer, tokenizer_files
+from .text.tokenizer import Tokenizer, load_tokenizer, tokenizer_files
 
 CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE, METRICS_FILE = "config.json", "model.pt", "resume.pt", "metrics.jsonl"
 TOKENIZER_FILE = "tokenizer.model"

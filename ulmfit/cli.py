@@ -35,7 +35,7 @@ from pathlib import Path
 from . import __version__
 from .config import PRESET_NAMES, preset
 from .errors import RunFinished, UlmfitError
-from .registry import DATASETS          # names only: the registry imports no torch, so --help stays fast
+from .data.registry import DATASETS          # names only: the registry imports no torch, so --help stays fast
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _format_warning(python_format, message, category, filename, lineno, line=None):
     """ulmfit's own warnings print as one line, like its errors; any other keeps Python's two-line format."""
-    if Path(filename).resolve().parent == Path(__file__).resolve().parent:
+    if Path(__file__).resolve().parent in Path(filename).resolve().parents:       # any file of the package
         return f"ulmfit: warning: {message}\n"
     return python_format(message, category, filename, lineno, line)
 

@@ -21,23 +21,23 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .awd_lstm import LanguageModel
-from .batching import ClassificationBatches, LMBatches
-from .classifier import TextClassifier
+from .model.awd_lstm import LanguageModel
+from .text.batching import ClassificationBatches, LMBatches
+from .model.classifier import TextClassifier
 from .config import StageConfig, validate
-from .corpus import load_corpus
-from .dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
+from .text.corpus import load_corpus
+from .data.dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
 from .errors import RunFinished, UlmfitError
-from .evaluate import evaluate_lm, predict_proba
-from .metrics import classification_report
-from .model_zoo import resolve_pretrained
+from .train.evaluate import evaluate_lm, predict_proba
+from .analysis.metrics import classification_report
+from .pretrained.model_zoo import resolve_pretrained
 from .run_report import write_run_report
 from .runtime import Runtime, seed_everything, setup_runtime
-from .schedule import unfreeze_plan
-from .tasks import ClassifierTask, LMTask
-from .tokenizer import Tokenizer, load_tokenizer, tokenizer_files, train_tokenizer
-from .train import Stage, fit, stages_from_plan
-from .transfer import match_embeddings, vocabulary
+from .train.schedule import unfreeze_plan
+from .train.tasks import ClassifierTask, LMTask
+from .text.tokenizer import Tokenizer, load_tokenizer, tokenizer_files, train_tokenizer
+from .train.loop import Stage, fit, stages_from_plan
+from .pretrained.transfer import match_embeddings, vocabulary
 
 ARCH_FIELDS = ("vocab_size", "emb_size", "hidden_size", "n_layers", "tie_weights", "out_bias", "pad_id")
 

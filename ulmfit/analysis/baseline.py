@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UlmfitError
-from .files import atomic_write_bytes, read_json, write_json
+from ..errors import UlmfitError
+from ..files import atomic_write_bytes, read_json, write_json
 
 C_GRID = (1.0, 10.0, 100.0)            # inverse L2 strength, chosen on valid; 10 is the benchmark's fixed choice
 WORD = {"analyzer": "word", "ngram_range": (1, 2)}

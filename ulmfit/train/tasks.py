@@ -16,12 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .awd_lstm import detach_hidden
-from .config import TrainConfig
+from ..model.awd_lstm import detach_hidden
+from ..config import TrainConfig
 from .evaluate import evaluate_lm, predict_proba
-from .regularizers import activation_penalty, temporal_penalty
-from .runtime import Runtime
-from .train import StepResult
+from ..model.regularizers import activation_penalty, temporal_penalty
+from ..runtime import Runtime
+from .loop import StepResult
 
 
 class LMTask:

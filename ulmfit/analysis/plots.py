@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import CONFIG_FILE, METRICS_FILE
-from .config import StageConfig
-from .schedule import discriminative_lrs
+from ..checkpoint import CONFIG_FILE, METRICS_FILE
+from ..config import StageConfig
+from ..train.schedule import discriminative_lrs
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

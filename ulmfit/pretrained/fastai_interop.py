@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt
-from .awd_lstm import LanguageModel
-from .config import StageConfig, TokenizerConfig, preset
-from .errors import UlmfitError
-from .fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer
+from .. import checkpoint as ckpt
+from ..model.awd_lstm import LanguageModel
+from ..config import StageConfig, TokenizerConfig, preset
+from ..errors import UlmfitError
+from ..text.fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer
 
 # fastai's default max_vocab and min_freq: the target corpus's own vocabulary is built with them at fine-tuning
 FASTAI_TOKENIZER = TokenizerConfig(vocab_size=60000, model_type="fastai", pre_rules=True, lowercase=True, min_freq=3)

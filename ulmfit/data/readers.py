@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import UlmfitError
+from ..errors import UlmfitError
 
 _OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))        # reviews can be longer than csv's 128 kB default

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .awd_lstm import detach_hidden
-from .runtime import Runtime
+from ..model.awd_lstm import detach_hidden
+from ..runtime import Runtime
 
 
 @torch.no_grad()

@@ -31,10 +31,10 @@ from typing import Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import TokenizerConfig
+from ..config import TokenizerConfig
 from .corpus import write_corpus
-from .errors import UlmfitError
-from .files import atomic_write_bytes
+from ..errors import UlmfitError
+from ..files import atomic_write_bytes
 
 FASTAI_SPECIALS = ("xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep", "xxup", "xxmaj")
 VOCAB_FILE = "fastai_vocab.json"

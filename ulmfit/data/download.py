@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import UlmfitError
+from ..errors import UlmfitError
 from .registry import DATASETS, DatasetSpec, Remote, get_spec  # noqa: F401 (DatasetSpec: re-exported for users)
 
 TIMEOUT = 30          # seconds per connection attempt; a dead host fails fast, a slow one still finishes

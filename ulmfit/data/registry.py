@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import readers as R
-from .errors import UlmfitError
+from ..errors import UlmfitError
 
 
 @dataclass(frozen=True)

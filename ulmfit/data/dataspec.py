@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, readers
-from .errors import UlmfitError
+from . import download, readers
+from ..errors import UlmfitError
 
 
 # ---- texts held in memory ---------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class DataSpec:
 def lm_documents(data: DataSpec) -> dict[str, list[str]]:
     """LM corpus splits (train, valid[, test]) as lists of documents."""
     if data.dataset:                       # labelled sets give their texts (+ IMDb's unsup reviews in train)
-        return {k: list(v) for k, v in datasets.load_lm_corpus(data.dataset).items()}
+        return {k: list(v) for k, v in download.load_lm_corpus(data.dataset).items()}
     if not data.train:
         raise UlmfitError("no training data: pass --dataset NAME or --train FILE")
     train = [d for source in data.train for d in _read_any_text(source, data)]
@@ -159,9 +159,9 @@ def _read_any_text(source: str | Texts, data: DataSpec) -> list[str]:
 def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, tuple[list[str], list[str]]]:
     """train / valid / test as (texts, labels); valid is carved from train (seeded) when the data has none."""
     if data.dataset:
-        if data.dataset not in datasets.DATASETS or datasets.DATASETS[data.dataset].kind == "lm":
+        if data.dataset not in download.DATASETS or download.DATASETS[data.dataset].kind == "lm":
             raise UlmfitError(f"{data.dataset!r} is not a labelled dataset; `ulmfit data list` shows the choices")
-        return datasets.load_labelled(data.dataset, seed=seed)
+        return download.load_labelled(data.dataset, seed=seed)
     if not data.train:
         raise UlmfitError("no training data: pass --dataset NAME or --train FILE --text-col C --label-col C")
     texts, labels = [], []

@@ -27,8 +27,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .config import TrainConfig
-from .errors import UlmfitError
+from ..config import TrainConfig
+from ..errors import UlmfitError
 
 STRATEGIES = ("gradual", "full", "frozen", "chain-thaw")
 

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .baseline import BASELINE_DIR, TfidfLR
-from .batching import token_budget_batches
-from .config import PAD_ID
-from .errors import UlmfitError
-from .runtime import has_int8_dot
-from .tokenizer import load_tokenizer
+from ..analysis.baseline import BASELINE_DIR, TfidfLR
+from ..text.batching import token_budget_batches
+from ..config import PAD_ID
+from ..errors import UlmfitError
+from ..runtime import has_int8_dot
+from ..text.tokenizer import load_tokenizer
 
 MODEL_FILE, META_FILE = "model.pt", "export.json"      # what export.py writes
 FORMAT = "ulmfit-torchscript-classifier"

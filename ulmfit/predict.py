@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .awd_lstm import LanguageModel, detach_hidden
-from .classifier import DEFAULT_MAX_TOKENS, TextClassifier
+from .model.awd_lstm import LanguageModel, detach_hidden
+from .model.classifier import DEFAULT_MAX_TOKENS, TextClassifier
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .errors import UlmfitError
 from .runtime import Runtime

@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-from .errors import UlmfitError
+from ..errors import UlmfitError
 
 
 @dataclass
@@ -126,7 +126,7 @@ class Service:
     def __init__(self, run_dir: Path, config: ServeConfig):
         import torch
 
-        from .inference import load_classifier
+        from ..predict import load_classifier
         if config.threads:
             torch.set_num_threads(config.threads)
         self.config, self.run_dir = config, Path(run_dir)
@@ -182,7 +182,7 @@ class Service:
                                 "probabilities": {n: round(float(q), 6) for n, q in zip(self.labels, p)}}
                                for p in probs]}
         if explain:
-            from .explain import attributions
+            from ..analysis.explain import attributions
             with self._explain_lock:
                 # for the label served (with the baseline averaged in, it can differ from the network's own)
                 expls = [attributions(self.explainer, t, target=p["label"], steps=self.config.explain_steps)
@@ -196,8 +196,8 @@ class Service:
 
 
 def page() -> bytes:
-    """The web page at / (ulmfit/serve_page.html): plain HTML, CSS and JavaScript, no external resource."""
-    return resources.files("ulmfit").joinpath("serve_page.html").read_bytes()
+    """The web page at / (ulmfit/apps/serve_page.html): plain HTML, CSS and JavaScript, no external resource."""
+    return resources.files("ulmfit.apps").joinpath("serve_page.html").read_bytes()
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -32,14 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import evaluate, quantize
+from ..train import evaluate
+
+from . import quantize
 from .awd_lstm import AWDLSTMEncoder, detach_hidden
-from .baseline import run_baseline
-from .batching import ClassificationBatches
-from .checkpoint import CONFIG_FILE, load_run, load_state_checked
-from .config import ModelConfig, TrainConfig
-from .errors import UlmfitError
-from .runtime import Runtime
+from ..analysis.baseline import run_baseline
+from ..text.batching import ClassificationBatches
+from ..checkpoint import CONFIG_FILE, load_run, load_state_checked
+from ..config import ModelConfig, TrainConfig
+from ..errors import UlmfitError
+from ..runtime import Runtime
 
 # predict_proba's token budget: 64 documents of 256 tokens (the batch of the README's throughput figures), so up to
 # 256 tokens the batches are the fixed 64-document ones, and beyond it they shrink: 16 documents of 1,000 tokens

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-from .errors import UlmfitError
+from ..errors import UlmfitError
 from .regularizers import WeightDropLSTM
-from .runtime import has_int8_dot
+from ..runtime import has_int8_dot
 
 # the engines worth running on each CPU family, best first (qnnpack also builds on x86, but is far slower there)
 ENGINES = {"x86": ("x86", "fbgemm"), "arm": ("qnnpack",)}

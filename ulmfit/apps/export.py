@@ -34,13 +34,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__, quantize
-from .baseline import BASELINE_DIR
-from .classifier import TextClassifier, masked_concat_pool
-from .errors import UlmfitError
+from .. import __version__
+from ..model import quantize
+from ..analysis.baseline import BASELINE_DIR
+from ..model.classifier import TextClassifier, masked_concat_pool
+from ..errors import UlmfitError
 from .exported import FORMAT, META_FILE, MODEL_FILE
-from .files import write_json
-from .tokenizer import tokenizer_files
+from ..files import write_json
+from ..text.tokenizer import tokenizer_files
 
 FORMAT_VERSION = 1
 

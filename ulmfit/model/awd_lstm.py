@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from . import quantize
-from .checkpoint import load_run, load_state_checked
-from .config import ModelConfig
-from .errors import UlmfitError
+from ..checkpoint import load_run, load_state_checked
+from ..config import ModelConfig
+from ..errors import UlmfitError
 from .regularizers import EmbeddingDropout, LockedDropout, WeightDropLSTM
 
 Hidden = list  # per layer (h, c), each (1, B, H_l); a plain list so that it is easy to print and detach

@@ -33,8 +33,8 @@ from typing import NamedTuple
 
 import torch
 
-from .config import BOS_ID, EOS_ID
-from .errors import UlmfitError
+from ..config import BOS_ID, EOS_ID
+from ..errors import UlmfitError
 
 SPACE = "\u2581"       # SentencePiece's word-boundary mark
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt
-from .config import apply_overrides, preset
-from .errors import UlmfitError
-from .pipeline import DataSpec, classify, finetune, pretrain
-from .report import write_report
-from .runtime import cpu_flags, cpu_name
+from .. import checkpoint as ckpt
+from ..config import apply_overrides, preset
+from ..errors import UlmfitError
+from ..pipeline import DataSpec, classify, finetune, pretrain
+from ..analysis.plots import write_report
+from ..runtime import cpu_flags, cpu_name
 
 # (preset, overrides, share) per stage. The demo keeps one promise on any machine: the whole run, tokenizing and
 # evaluation included, ends within `--minutes`. Each stage's `max_minutes` (which counts from the stage's start, so

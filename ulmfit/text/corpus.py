@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import UlmfitError
+from ..errors import UlmfitError
 
 
 def write_corpus(tokenizer, documents: Iterable[str], prefix: Path, processes: int = 1,

@@ -43,8 +43,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .config import PAD_ID
-from .errors import UlmfitError
+from ..config import PAD_ID
+from ..errors import UlmfitError
 
 SORTISH_CHUNK_BATCHES = 50      # fastai's SortishSampler sorts chunks of 50 batches
 

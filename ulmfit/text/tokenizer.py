@@ -24,10 +24,10 @@ from typing import Iterable, Iterator
 import numpy as np
 import sentencepiece as spm
 
-from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig
+from ..config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig
 from .corpus import write_corpus
-from .errors import UlmfitError
-from .files import atomic_write_bytes
+from ..errors import UlmfitError
+from ..files import atomic_write_bytes
 
 # ---- fastai-style pre-rules -------------------------------------------------------------------------------
 # after fastai.text.core: fix_html, replace_rep, replace_wrep, replace_all_caps, replace_maj

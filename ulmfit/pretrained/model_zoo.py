@@ -22,10 +22,10 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import datasets
-from .errors import UlmfitError
+from ..data import download
+from ..errors import UlmfitError
 from .fastai_interop import import_fastai
-from .registry import Remote
+from ..data.registry import Remote
 
 _ZOO = "https://s3.amazonaws.com/fast-ai-modelzoo/"
 _PIN = "fastdownload urls.py ({}: size + md5 of the first MiB); no sha256 is published"
@@ -74,7 +74,7 @@ def get_pretrained_spec(name) -> PretrainedSpec:
 def list_pretrained() -> list[dict]:
     return [dict(name=s.name, size_mb=round(s.archive.size / 1e6, 1), licence=s.licence, description=s.description,
                  citation=s.citation, urls=list(s.archive.urls), pinned_by=s.archive.pinned_by,
-                 cached=(datasets.cache_dir() / s.name / s.archive.filename).is_file())
+                 cached=(download.cache_dir() / s.name / s.archive.filename).is_file())
             for s in PRETRAINED.values()]
 
 
@@ -117,7 +117,7 @@ def fetch_pretrained(name, sha256: str | None = None) -> Path:
     spec = get_pretrained_spec(name)
     remote = spec.archive if sha256 is None else dataclasses.replace(spec.archive, sha256=sha256.lower(),
                                                                       pinned_by="the user (--sha256)")
-    mirror, notes = datasets.mirror_dir(), []
+    mirror, notes = download.mirror_dir(), []
     if mirror is not None:
         folder = mirror / spec.name
         if (folder / remote.filename).is_file():
@@ -126,7 +126,7 @@ def fetch_pretrained(name, sha256: str | None = None) -> Path:
         if folder.is_dir() and any(folder.glob("*.pth")):
             return folder
         notes.append(f"ULMFIT_MIRROR={mirror} has no {spec.name}/ folder")
-    final = datasets.cache_dir() / spec.name / remote.filename
+    final = download.cache_dir() / spec.name / remote.filename
     if final.is_file() and final.stat().st_size == remote.size:
         if sha256 is not None:
             _verify_local(final, remote)
@@ -135,10 +135,10 @@ def fetch_pretrained(name, sha256: str | None = None) -> Path:
     failures = []
     for url in remote.urls:
         try:
-            datasets.download(url, final, remote.sha256, remote.size, head_md5=remote.head_md5,
+            download.download(url, final, remote.sha256, remote.size, head_md5=remote.head_md5,
                               validate=_check_archive(spec))
             return final
-        except datasets._Failed as e:       # noqa: SLF001 (the same download machinery as the datasets)
+        except download._Failed as e:       # noqa: SLF001 (the same download machinery as the datasets)
             failures.append(e)
     if not any(final.parent.iterdir()):
         final.parent.rmdir()
@@ -154,10 +154,10 @@ def _verify_local(path: Path, remote: Remote) -> None:
     if path.stat().st_size != remote.size and remote.sha256 is None:
         raise UlmfitError(f"{path} is {path.stat().st_size} bytes; {remote.filename} is {remote.size} "
                           f"(pinned by {remote.pinned_by})")
-    if remote.sha256 is not None and datasets.sha256_file(path) != remote.sha256:
+    if remote.sha256 is not None and download.sha256_file(path) != remote.sha256:
         raise UlmfitError(f"{path} fails its sha256 check (expected {remote.sha256}, {remote.pinned_by})")
-    if remote.sha256 is None and datasets.head_md5_file(path) != remote.head_md5:
-        raise UlmfitError(f"{path}: md5 of the first MiB is {datasets.head_md5_file(path)}, expected "
+    if remote.sha256 is None and download.head_md5_file(path) != remote.head_md5:
+        raise UlmfitError(f"{path}: md5 of the first MiB is {download.head_md5_file(path)}, expected "
                           f"{remote.head_md5} ({remote.pinned_by})")
 
 
@@ -167,7 +167,7 @@ def download_pretrained(name, out_dir: Path, sha256: str | None = None, force: b
     path = fetch_pretrained(spec, sha256)
     weights, vocab, names = read_model_files(path)
     provenance = {"source": spec.name, "url": spec.archive.urls[0], "file": str(path),
-                  "archive_sha256": datasets.sha256_file(path) if path.is_file() else None}
+                  "archive_sha256": download.sha256_file(path) if path.is_file() else None}
     result = import_fastai(weights, vocab, out_dir, spec.preset, spec.backwards, force, provenance, names)
     return {**result, "pretrained": spec.name, "archive_sha256": provenance["archive_sha256"]}
 
@@ -179,7 +179,7 @@ def resolve_pretrained(path_or_name) -> Path:
     path = Path(path_or_name)
     if path.exists() or str(path_or_name) not in PRETRAINED:
         return path
-    final = datasets.cache_dir() / str(path_or_name) / "run"
+    final = download.cache_dir() / str(path_or_name) / "run"
     if (final / "config.json").is_file():
         return final
     tmp = final.with_name(f"run.{os.getpid()}.tmp")
