@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from int8_accuracy import load_texts  # noqa: E402  (the same test split and sample)
-from ulmfit.model.classifier import TextClassifier  # noqa: E402
+from ulmfit.predict import TextClassifier  # noqa: E402
 from ulmfit.apps.export import export_classifier  # noqa: E402
 from ulmfit.apps.exported import load  # noqa: E402
 from ulmfit.runtime import cpu_flags, cpu_name  # noqa: E402

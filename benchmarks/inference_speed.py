@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ulmfit.text.batching import ClassificationBatches  # noqa: E402
-from ulmfit.model.classifier import DEFAULT_MAX_TOKENS, TextClassifier  # noqa: E402
+from ulmfit.predict import DEFAULT_MAX_TOKENS, TextClassifier  # noqa: E402
 from ulmfit.config import preset  # noqa: E402
 from ulmfit.train.evaluate import predict_proba  # noqa: E402
 from ulmfit.model.quantize import int8_engine, quantize_classifier  # noqa: E402

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ulmfit.model.classifier import TextClassifier  # noqa: E402
+from ulmfit.predict import TextClassifier  # noqa: E402
 from ulmfit.data.dataspec import DataSpec, labelled_splits  # noqa: E402
 from ulmfit.runtime import cpu_flags, cpu_name  # noqa: E402
 

@@ -255,7 +255,7 @@ class TestPredict:
     def test_int8_and_max_tokens_reach_the_models(self, tmp_path, monkeypatch, command):
         """--int8 and --max-tokens are handed to ensemble_proba; without them, fp32 and the API's default budget."""
         from ulmfit import predict as inference
-        from ulmfit.model.classifier import DEFAULT_MAX_TOKENS
+        from ulmfit.config import DEFAULT_MAX_TOKENS
         seen = []
 
         def proba(dirs, texts, batch_size=64, rt=None, baseline=True, int8=False, max_tokens=None):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from test_pipeline import _texts_of_many_lengths, runs  # noqa: F401  (the tiny run dirs, once per module)
-from ulmfit.model.classifier import TextClassifier
+from ulmfit.predict import TextClassifier
 from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
 from ulmfit.apps.export import export_classifier

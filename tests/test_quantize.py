@@ -15,8 +15,7 @@ from torch.ao.nn.quantized import dynamic as qdynamic
 
 from test_pipeline import runs  # noqa: F401  (the tiny pretrain -> finetune -> classify run dirs, once per module)
 from ulmfit.model import quantize
-from ulmfit.model.awd_lstm import LanguageModel
-from ulmfit.model.classifier import TextClassifier
+from ulmfit.predict import LanguageModel, TextClassifier
 from ulmfit.config import ModelConfig
 from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
@@ -63,7 +62,7 @@ class TestConversion:
 
     def test_torchs_deprecation_notices_do_not_reach_the_user(self):
         """Quantizing prints nothing on stderr even with every warning on (a fresh process: torch warns once)."""
-        code = ("from ulmfit.config import ModelConfig; from ulmfit.model.classifier import TextClassifier; "
+        code = ("from ulmfit.config import ModelConfig; from ulmfit.predict import TextClassifier; "
                 "from ulmfit.model.quantize import quantize_classifier; "
                 "quantize_classifier(TextClassifier(ModelConfig(vocab_size=50, emb_size=8, hidden_size=12, "
                 "n_layers=2), 2).eval())")

@@ -12,7 +12,7 @@ import pytest
 from ulmfit.analysis import baseline as bl
 from ulmfit import pipeline
 from ulmfit.checkpoint import CONFIG_FILE, read_json, write_json
-from ulmfit.model.classifier import TextClassifier
+from ulmfit.predict import TextClassifier
 from ulmfit.cli import main
 from ulmfit.config import apply_overrides, preset
 from ulmfit.predict import ensemble_proba

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from test_pipeline import runs  # noqa: F401  (the tiny run dirs, once per module)
-from ulmfit.model.classifier import TextClassifier
+from ulmfit.predict import TextClassifier
 from ulmfit.data.readers import read_labelled_file
 from ulmfit.apps.serve import MicroBatcher, ServeConfig, Service, close_server, make_server
 from ulmfit.text.tokenizer import apply_rules

@@ -1,7 +1,7 @@
 """Moving a pretrained LM to the target corpus's word vocabulary (fastai's match_embeds, ULMFiT §3.2)."""
 import torch
 
-from ulmfit.model.awd_lstm import LanguageModel
+from ulmfit.predict import LanguageModel
 from ulmfit.cli import main
 from ulmfit.config import ModelConfig
 from ulmfit.text.tokenizer import Tokenizer

@@ -159,7 +159,7 @@ def predict(args) -> dict:
     """Texts as arguments: a line per text and every probability in the JSON. --file: a line per text (or the
     --out file) and a JSON of counts only, however long the file."""
     from .data import readers
-    from .predict import ensemble_proba
+    from .predict import ensemble_proba, prediction_dicts
     n_dirs = 0                            # the leading arguments that are dirs; "" is a text, not "."
     while n_dirs < len(args.dirs) and args.dirs[n_dirs] and Path(args.dirs[n_dirs]).is_dir():
         n_dirs += 1
@@ -179,8 +179,7 @@ def predict(args) -> dict:
     probs, names = ensemble_proba(dirs, texts, args.batch_size, baseline=not args.no_baseline, int8=args.int8,
                                   max_tokens=args.max_tokens)
     _with_baseline(dirs, args.no_baseline)
-    predictions = [{"label": names[int(p.argmax())], "probabilities": {n: round(float(q), 6) for n, q in zip(names, p)}}
-                   for p in probs]
+    predictions = prediction_dicts(names, probs, digits=6)
     if args.out:
         _write_predictions(args.out, args.file, rows, header, predictions, names)
     else:

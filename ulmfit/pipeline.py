@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
+from . import checkpoint as ckpt, predict
 from .model.awd_lstm import LanguageModel
 from .text.batching import ClassificationBatches, LMBatches
 from .model.classifier import TextClassifier
@@ -315,7 +315,7 @@ def evaluate(run_dir: Path, texts, labels, batch_size: int = 64, baseline: bool 
     Labels are compared as str, as in training; a label the model never saw is a UlmfitError.
     """
     data = texts_in_memory(texts, labels, "evaluation")
-    model = TextClassifier.from_pretrained(run_dir, baseline=baseline)
+    model = predict.TextClassifier.from_pretrained(run_dir, baseline=baseline)
     unknown = sorted(set(data.labels) - set(model.label_names))
     if unknown:
         raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "

@@ -20,8 +20,8 @@ import numpy as np
 
 from .analysis import baseline as bl
 from .checkpoint import CONFIG_FILE, read_json, write_json
-from .model.classifier import TextClassifier
 from .errors import UlmfitError
+from .predict import TextClassifier
 from .files import atomic_write_bytes
 from .analysis.explain import attributions, plot_confusion
 from .analysis.metrics import classification_report, top_losses

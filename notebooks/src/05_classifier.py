@@ -137,7 +137,7 @@ print("test accuracy", round(meta["results"]["test_accuracy"], 4))
 # `TextClassifier.from_pretrained` rebuilds the model from the run dir (config + state_dict + tokenizer);
 # `predict_proba` tokenizes, batches by length and returns probabilities in the input order.
 # %%
-from ulmfit.model.classifier import TextClassifier
+from ulmfit import TextClassifier              # the classifier with from_pretrained and predict (ulmfit/predict.py)
 
 model = TextClassifier.from_pretrained(clf_dir, baseline=False)    # ulmfit alone, without the TF-IDF mean
 headlines = ["You Won't Believe What This Cat Did Next", "Senate Passes Budget Bill After Long Debate",

@@ -1,13 +1,27 @@
-"""Classification metrics for step 9 (evaluation): accuracy, macro-F1, per-class scores, confusion matrix.
+"""analysis/ layer, first file: classification metrics, and the prediction dict every interface returns.
 
 In: true and predicted class indices (ints in [0, C)) and the C label names. Out: a plain dict (JSON-ready, so
 `ulmfit evaluate` can print it as its last line) and a readable table. Pure numpy, so evaluation does not pull
 in scikit-learn. ULMFiT (Howard & Ruder 2018, §4) reports error rates = 1 - accuracy; macro-F1 is added
 because several of our datasets are imbalanced, where accuracy alone hides a class the model never predicts.
+
+`prediction_dicts` turns (N, C) probabilities into the `{"label", "probabilities"}` dicts that the Python API
+(predict.py), `ulmfit predict` (commands.py), `ulmfit serve` and an export (exported.py) all return: one function,
+so the four cannot drift apart. It lives here, not in predict.py, because an export must predict without importing
+the model code.
 """
 from __future__ import annotations
 
 import numpy as np
+
+
+def prediction_dicts(label_names: list[str], probs: np.ndarray, digits: int | None = None) -> list[dict]:
+    """[{"label": the most probable name, "probabilities": {name: p}}] per row of `probs` (N, C); `digits` rounds
+    the probabilities (the CLI's and the server's JSON)."""
+    def value(q) -> float:
+        return float(q) if digits is None else round(float(q), digits)
+    return [{"label": label_names[int(p.argmax())], "probabilities": {n: value(q) for n, q in zip(label_names, p)}}
+            for p in probs]
 
 
 def confusion_matrix(y_true: list[int], y_pred: list[int], n_classes: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..checkpoint import CONFIG_FILE, METRICS_FILE
+from ..files import CONFIG_FILE, METRICS_FILE
 from ..config import StageConfig
 from ..train.schedule import discriminative_lrs
 

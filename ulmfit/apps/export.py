@@ -37,10 +37,11 @@ from torch import nn
 from .. import __version__
 from ..model import quantize
 from ..analysis.baseline import BASELINE_DIR
-from ..model.classifier import TextClassifier, masked_concat_pool
+from ..model.classifier import masked_concat_pool
 from ..errors import UlmfitError
 from .exported import FORMAT, META_FILE, MODEL_FILE
 from ..files import write_json
+from ..predict import TextClassifier
 from ..text.tokenizer import tokenizer_files
 
 FORMAT_VERSION = 1

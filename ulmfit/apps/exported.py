@@ -30,15 +30,15 @@ import numpy as np
 import torch
 
 from ..analysis.baseline import BASELINE_DIR, TfidfLR
-from ..text.batching import token_budget_batches
-from ..config import PAD_ID
+from ..analysis.metrics import prediction_dicts
+from ..config import DEFAULT_MAX_TOKENS, PAD_ID
 from ..errors import UlmfitError
 from ..runtime import has_int8_dot
+from ..text.batching import token_budget_batches
 from ..text.tokenizer import load_tokenizer
 
 MODEL_FILE, META_FILE = "model.pt", "export.json"      # what export.py writes
 FORMAT = "ulmfit-torchscript-classifier"
-DEFAULT_MAX_TOKENS = 64 * 256                            # the token budget per batch, as TextClassifier.predict_proba's
 
 
 class ExportedClassifier:
@@ -102,8 +102,7 @@ class ExportedClassifier:
                 max_tokens: int | None = DEFAULT_MAX_TOKENS) -> list[dict]:
         """[{"label": ..., "probabilities": {label: p}}] for each text."""
         probs = self.predict_proba(texts, batch_size, max_tokens)
-        return [{"label": self.label_names[int(p.argmax())],
-                 "probabilities": {n: float(q) for n, q in zip(self.label_names, p)}} for p in probs]
+        return prediction_dicts(self.label_names, probs)
 
 
 def load(export_dir, threads: int | None = None) -> ExportedClassifier:

@@ -37,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
+from ..analysis.metrics import prediction_dicts
 from ..errors import UlmfitError
 
 
@@ -178,9 +179,7 @@ class Service:
 
     def predict(self, texts: list[str], explain: bool = False) -> dict:
         probs = self.batcher.submit(texts).result()
-        out = {"predictions": [{"label": self.labels[int(p.argmax())],
-                                "probabilities": {n: round(float(q), 6) for n, q in zip(self.labels, p)}}
-                               for p in probs]}
+        out = {"predictions": prediction_dicts(self.labels, probs, digits=6)}
         if explain:
             from ..analysis.explain import attributions
             with self._explain_lock:

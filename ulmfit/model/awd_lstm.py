@@ -1,4 +1,4 @@
-"""Step 5 of 10 (regularised layers -> model): the AWD-LSTM encoder and its language-model head.
+"""model/ layer, after `regularizers` (regularised layers -> model): the AWD-LSTM encoder and its LM head.
 
 AWD-LSTM (Merity, Keskar & Socher 2017) is the backbone ULMFiT pretrains and fine-tunes (Howard & Ruder 2018,
 §3.1). Data flow, batch-first, with the regularisers of `regularizers.py`:
@@ -15,17 +15,17 @@ Shape letters: B batch, T time (BPTT window), E embedding size, H hidden size, V
 The forward keeps no state: the hidden state goes in and comes out, and the training loop detaches it between
 windows (`detach_hidden`), otherwise backprop would run through the whole corpus. Per-layer raw and dropped
 outputs come back too, because AR reads the dropped and TAR the raw output of the last layer (§4.6).
+
+Pure nn.Module code: it imports torch, the configs and the regularisers only. Loading a run dir
+(`LanguageModel.from_pretrained`) lives in ulmfit/predict.py.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from . import quantize
-from ..checkpoint import load_run, load_state_checked
 from ..config import ModelConfig
 from ..errors import UlmfitError
 from .regularizers import EmbeddingDropout, LockedDropout, WeightDropLSTM
@@ -134,20 +134,6 @@ class LanguageModel(nn.Module):
     def from_config(cls, config: ModelConfig) -> "LanguageModel":
         """A freshly initialised language model with the sizes and dropouts of `config`."""
         return cls(config)
-
-    @classmethod
-    def from_pretrained(cls, run_dir, device: str | torch.device | None = None, int8: bool = False) -> "LanguageModel":
-        """Load a `pretrain`/`finetune` run dir (config.json + model.pt + tokenizer) in eval mode, with
-        `.tokenizer` and `.stage_config` attached; on the GPU when there is one, unless `device` says otherwise.
-        With `int8`, on the CPU with int8 LSTMs and decoder (`quantize.quantize_language_model`)."""
-        if int8:
-            device = quantize.int8_device(device)  # refused here, before the loading, if int8 cannot run
-        _meta, stage_config, state, tokenizer = load_run(run_dir, stages=("pretrain", "finetune"))
-        model = cls(stage_config.model)
-        load_state_checked(model, state, Path(run_dir))
-        model.tokenizer, model.stage_config = tokenizer, stage_config
-        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-        return quantize.quantize_language_model(model) if int8 else model
 
     def forward(self, tokens: torch.Tensor, hidden: Hidden | None = None,
                 generator: torch.Generator | None = None) -> LMOutput:

@@ -1,4 +1,4 @@
-"""Step 6 of the pipeline (model -> classifier head): the ULMFiT text classifier (Howard & Ruder 2018, §3.3).
+"""model/ layer, after `awd_lstm`: the ULMFiT text classifier (Howard & Ruder 2018, §3.3).
 
 In: a right-padded batch of documents, tokens (B, T) long and mask (B, T) bool (True at real tokens).
 Out: logits (B, C) in fp32.
@@ -14,38 +14,20 @@ Out: logits (B, C) in fp32.
 The encoder is the fine-tuned AWD-LSTM encoder; `load_encoder_state` copies it from a LanguageModel
 state_dict.
 
-A trained classifier is used through this one class: `TextClassifier.from_pretrained(run_dir)` reads a `classify`
-run dir back (checkpoint.py), `.predict(texts)` gives labels with probabilities and `.predict_proba(texts)` the
-(N, C) array. The CLI's `predict` and `evaluate` (inference.py) call the same two methods. Where the run's report
-chose, on its validation split, to average in the run's TF-IDF + LR baseline (config.json: "baseline_ensemble",
-see run_report.py), `from_pretrained` loads that baseline too and `predict_proba` averages the two, unless
-`from_pretrained(..., baseline=False)`. `from_pretrained(..., int8=True)` quantizes the LSTMs and the head to int8
-for CPU inference (quantize.py). `predict_proba` sorts the texts by length and batches them by a token budget
-(`max_tokens`: documents x padded length per batch), under `torch.inference_mode()`.
+Pure nn.Module code: it imports torch, the configs, the regularised encoder (awd_lstm.py) and nothing else.
+A trained classifier is loaded and used through ulmfit/predict.py: `ulmfit.TextClassifier.from_pretrained(run_dir)`
+(this class plus loading, tokenising, `predict_proba`/`predict`, the baseline mean and int8).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..train import evaluate
-
-from . import quantize
-from .awd_lstm import AWDLSTMEncoder, detach_hidden
-from ..analysis.baseline import run_baseline
-from ..text.batching import ClassificationBatches
-from ..checkpoint import CONFIG_FILE, load_run, load_state_checked
 from ..config import ModelConfig, TrainConfig
 from ..errors import UlmfitError
-from ..runtime import Runtime
-
-# predict_proba's token budget: 64 documents of 256 tokens (the batch of the README's throughput figures), so up to
-# 256 tokens the batches are the fixed 64-document ones, and beyond it they shrink: 16 documents of 1,000 tokens
-DEFAULT_MAX_TOKENS = 64 * 256
+from .awd_lstm import AWDLSTMEncoder, detach_hidden
 
 
 def masked_concat_pool(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -163,8 +145,6 @@ class TextClassifier(nn.Module):
         self.n_classes, self.bptt, self.max_len = n_classes, bptt, max_len
         self.encoder = AWDLSTMEncoder(model_config)
         self.head = PoolingHead(3 * model_config.emb_size, n_classes, head_hidden, head_dropouts)
-        self.baseline = None               # a baseline.TfidfLR whose probabilities predict_proba averages in
-        self.int8 = False                  # quantize.quantize_classifier sets it: eval only, CPU, fp32 runtime
 
     @classmethod
     def from_config(cls, model_config: ModelConfig, n_classes: int,
@@ -173,67 +153,6 @@ class TextClassifier(nn.Module):
         t = train_config or TrainConfig()
         return cls(model_config, n_classes, bptt=t.bptt, max_len=t.max_len, head_hidden=t.head_hidden,
                    head_dropouts=(t.head_dropout, t.head_dropout_final))
-
-    @classmethod
-    def from_pretrained(cls, run_dir, device: str | torch.device | None = None, baseline: bool = True,
-                        int8: bool = False) -> "TextClassifier":
-        """Load a `classify` run dir in eval mode, with `.tokenizer`, `.label_names` and `.stage_config` attached;
-        on the GPU when there is one, unless `device` says otherwise. With `baseline` (the default), also the
-        run's TF-IDF + LR baseline when the run chose to average it in (`.baseline`, else None). With `int8`, on
-        the CPU with int8 LSTMs and head (`quantize.quantize_classifier`; the files on disk are not changed)."""
-        if int8:
-            device = quantize.int8_device(device)  # refused here, before the loading, if int8 cannot run
-        meta, stage_config, state, tokenizer = load_run(run_dir, stages=("classify",))
-        labels = meta.get("labels")
-        if not labels:
-            raise UlmfitError(f"{Path(run_dir) / CONFIG_FILE} names no labels")
-        model = cls.from_config(stage_config.model, len(labels), stage_config.train)
-        load_state_checked(model, state, Path(run_dir))
-        model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), stage_config
-        model.baseline = run_baseline(run_dir, meta) if baseline else None
-        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-        return quantize.quantize_classifier(model) if int8 else model
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64, rt: Runtime | None = None,
-                      max_tokens: int | None = DEFAULT_MAX_TOKENS) -> np.ndarray:
-        """(N, C) class probabilities for `texts`, columns in the order of `.label_names`, rows in input order.
-
-        The texts are sorted by length and cut into batches of at most `max_tokens` padded tokens (documents x the
-        batch's longest length) and at most `batch_size` documents (`batching.token_budget_batches`);
-        `max_tokens=None` cuts them by `batch_size` alone. Needs a model loaded with `from_pretrained` (it carries
-        the tokenizer). `rt` (the CLI's) sets the device and mixed precision; by default the model's own device in
-        fp32. With a `.baseline`, the mean of the classifier's and the baseline's probabilities.
-        """
-        if getattr(self, "tokenizer", None) is None:
-            raise UlmfitError("predict needs a classifier loaded with TextClassifier.from_pretrained(run_dir)")
-        if self.int8 and rt is not None:
-            quantize.check_int8_runtime(rt.device, rt.precision)
-        texts = [str(t) for t in texts]
-        empty = [i for i, t in enumerate(texts) if not t.strip()]
-        if empty:
-            raise UlmfitError(f"{len(empty)} empty text(s) (first at position {empty[0] + 1}); nothing to classify")
-        if not texts:
-            return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        encoded = self.tokenizer.encode_documents(texts)
-        offsets = np.cumsum([0] + [len(e) for e in encoded])
-        ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(offsets[-1]))
-        batches = ClassificationBatches(ids, offsets, None, batch_size, shuffle=False, seed=0,
-                                        backwards=self.stage_config.train.backwards, batch_tokens=max_tokens)
-        # the same loop that scores the test split during `classify`, so both give the same numbers; inference
-        # mode on top of its no_grad also skips autograd's version counters (the outputs are only read)
-        with torch.inference_mode():
-            probs = evaluate.predict_proba(self, batches, rt or Runtime(device=next(self.parameters()).device),
-                                           len(texts))
-        if self.baseline is not None:
-            probs = ((probs + self.baseline.predict_proba(texts)) / 2).astype(np.float32)
-        return probs
-
-    def predict(self, texts: Sequence[str], batch_size: int = 64,
-                max_tokens: int | None = DEFAULT_MAX_TOKENS) -> list[dict]:
-        """[{"label": ..., "probabilities": {label: p}}] for each text, from `predict_proba`."""
-        probs = self.predict_proba(texts, batch_size, max_tokens=max_tokens)
-        return [{"label": self.label_names[int(p.argmax())],
-                 "probabilities": {n: float(q) for n, q in zip(self.label_names, p)}} for p in probs]
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) in fp32 for right-padded tokens (B, T) with mask (B, T) True at real tokens."""

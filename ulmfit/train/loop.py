@@ -24,7 +24,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..checkpoint import RESUME_FILE, METRICS_FILE, load_state_checked, load_tensors, save_tensors
+from ..files import METRICS_FILE, RESUME_FILE, load_state_checked, load_tensors, save_tensors
 from ..config import TrainConfig
 from ..errors import UlmfitError
 from ..runtime import Runtime, rng_state, set_rng_state
