@@ -64,7 +64,7 @@ smoke:  ## a tiny three-stage run (seconds)
 	$(MAKE) classify PRESET=tiny RUNS=runs/smoke ARGS="--max-steps 20"
 
 demo:  ## the whole pipeline on WikiText-2 + clickbait within 14 minutes of wall time on any CPU, with a report
-	$(PY) -m ulmfit.demo --runs $(RUNS)/demo $(ARGS)
+	$(PY) -m ulmfit.apps.demo --runs $(RUNS)/demo $(ARGS)
 
 pretrain: $(PRE)/model.pt  ## stage 1: pretrain the LM (CORPUS, PRESET)
 finetune: $(FT)/model.pt  ## stage 2: fine-tune the LM on DATASET

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ulmfit.config import apply_overrides, preset
-from ulmfit.inference import ensemble_proba
+from ulmfit.predict import ensemble_proba
 from ulmfit.pipeline import DataSpec, classify, labelled_splits
 
 

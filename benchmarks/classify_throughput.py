@@ -32,7 +32,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ulmfit.classifier import TextClassifier
+from ulmfit.model.classifier import TextClassifier
 from ulmfit.config import preset
 from ulmfit.runtime import cpu_flags, cpu_name, precision_problem
 

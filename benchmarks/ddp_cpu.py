@@ -28,12 +28,12 @@ def worker(steps: int) -> None:
     import numpy as np
     import torch
 
-    from ulmfit.awd_lstm import LanguageModel
-    from ulmfit.batching import LMBatches
+    from ulmfit.model.awd_lstm import LanguageModel
+    from ulmfit.text.batching import LMBatches
     from ulmfit.config import ModelConfig, TrainConfig
     from ulmfit.runtime import cleanup_runtime, setup_runtime
-    from ulmfit.tasks import LMTask
-    from ulmfit.train import Stage, fit
+    from ulmfit.train.tasks import LMTask
+    from ulmfit.train.loop import Stage, fit
 
     rt = setup_runtime(threads=1, device="cpu")
     torch.manual_seed(0)

@@ -2,7 +2,7 @@
 
 For a classifier run dir and a registry dataset's test split (or a seeded sample, `--limit`): exports it in fp32
 and in int8 to a temporary folder, then scores the texts with `TextClassifier.from_pretrained(...)` and with
-`ulmfit.exported.load(...)`, in fp32 and int8, and prints per pair the largest probability difference, the share of
+`ulmfit.apps.exported.load(...)`, in fp32 and int8, and prints per pair the largest probability difference, the share of
 identical predicted labels and each one's accuracy, plus each pass's documents/s (median of `--repeats` passes,
 after one untimed pass; the four models interleaved). Both sides average in the run's TF-IDF + LR baseline where
 the run chose it, unless `--no-baseline`.
@@ -25,9 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from int8_accuracy import load_texts  # noqa: E402  (the same test split and sample)
-from ulmfit.classifier import TextClassifier  # noqa: E402
-from ulmfit.export import export_classifier  # noqa: E402
-from ulmfit.exported import load  # noqa: E402
+from ulmfit.predict import TextClassifier  # noqa: E402
+from ulmfit.apps.export import export_classifier  # noqa: E402
+from ulmfit.apps.exported import load  # noqa: E402
 from ulmfit.runtime import cpu_flags, cpu_name  # noqa: E402
 
 

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ulmfit.awd_lstm import LanguageModel  # noqa: E402
-from ulmfit.fastai_interop import export_fastai  # noqa: E402
-from ulmfit.fastai_tokenizer import FASTAI_SPECIALS  # noqa: E402
-from ulmfit.model_zoo import import_files  # noqa: E402
+from ulmfit.predict import LanguageModel  # noqa: E402
+from ulmfit.pretrained.fastai_interop import export_fastai  # noqa: E402
+from ulmfit.text.fastai_tokenizer import FASTAI_SPECIALS  # noqa: E402
+from ulmfit.pretrained.model_zoo import import_files  # noqa: E402
 from ulmfit.runtime import cpu_flags, cpu_name  # noqa: E402
 
 TOLERANCE = 1e-5

@@ -1,4 +1,4 @@
-"""Does `ulmfit.fastai_tokenizer` give fastai's tokens, vocabulary and ids? And how fast is each? (issue 15)
+"""Does `ulmfit.text.fastai_tokenizer` give fastai's tokens, vocabulary and ids? And how fast is each? (issue 15)
 
     python benchmarks/fastai_tokenizer_agreement.py [--per-source 400] [--seed 0] [--runs 3]
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ulmfit import datasets
+from ulmfit.data import download as datasets
 from ulmfit.config import TokenizerConfig
-from ulmfit.fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer
+from ulmfit.text.fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer
 from ulmfit.runtime import cpu_name
 
 

@@ -50,19 +50,19 @@ sys.path.insert(0, str(ROOT))            # a GPU host runs a bare checkout: ulmf
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ulmfit import datasets  # noqa: E402
-from ulmfit.awd_lstm import LanguageModel  # noqa: E402
-from ulmfit.batching import ClassificationBatches, LMBatches  # noqa: E402
-from ulmfit.classifier import TextClassifier  # noqa: E402
+from ulmfit.data import download as datasets  # noqa: E402
+from ulmfit.model.awd_lstm import LanguageModel  # noqa: E402
+from ulmfit.text.batching import ClassificationBatches, LMBatches  # noqa: E402
+from ulmfit.model.classifier import TextClassifier  # noqa: E402
 from ulmfit.config import preset  # noqa: E402
 from ulmfit.errors import UlmfitError  # noqa: E402
-from ulmfit.evaluate import predict_proba  # noqa: E402
-from ulmfit.inference import ensemble_proba  # noqa: E402
+from ulmfit.train.evaluate import predict_proba  # noqa: E402
+from ulmfit.predict import ensemble_proba  # noqa: E402
 from ulmfit.pipeline import DataSpec, classify, pretrain  # noqa: E402
 from ulmfit.runtime import Runtime, cpu_name, precision_problem, seed_everything  # noqa: E402
-from ulmfit.tasks import ClassifierTask, LMTask  # noqa: E402
-from ulmfit.tokenizer import Tokenizer  # noqa: E402
-from ulmfit.train import Stage, fit  # noqa: E402
+from ulmfit.train.tasks import ClassifierTask, LMTask  # noqa: E402
+from ulmfit.text.tokenizer import Tokenizer  # noqa: E402
+from ulmfit.train.loop import Stage, fit  # noqa: E402
 
 DATA = ROOT / "gpu_data"
 NEEDED = ("wikitext2", "clickbait")

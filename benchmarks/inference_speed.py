@@ -1,7 +1,7 @@
 """Classifier inference speed: fp32 vs int8, token-budget vs fixed 64-document batches (issue 17 §1-2).
 
 For the `paper` preset's classifier (and the `small` one), with random weights (speed does not depend on their
-values), in fp32 and int8 (`ulmfit.quantize`):
+values), in fp32 and int8 (`ulmfit.model.quantize`):
 
   documents/s   for ~15-, ~300- and ~1,000-token documents (lengths uniform within ±20%), through what
                 `TextClassifier.predict_proba` runs after tokenizing: length-sorted batches (ClassificationBatches)
@@ -32,11 +32,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ulmfit.batching import ClassificationBatches  # noqa: E402
-from ulmfit.classifier import DEFAULT_MAX_TOKENS, TextClassifier  # noqa: E402
+from ulmfit.text.batching import ClassificationBatches  # noqa: E402
+from ulmfit.predict import DEFAULT_MAX_TOKENS, TextClassifier  # noqa: E402
 from ulmfit.config import preset  # noqa: E402
-from ulmfit.evaluate import predict_proba  # noqa: E402
-from ulmfit.quantize import int8_engine, quantize_classifier  # noqa: E402
+from ulmfit.train.evaluate import predict_proba  # noqa: E402
+from ulmfit.model.quantize import int8_engine, quantize_classifier  # noqa: E402
 from ulmfit.runtime import Runtime, cpu_flags, cpu_name  # noqa: E402
 
 FIXED_BATCH = 64                     # the old batching: 64 documents a batch, whatever their length

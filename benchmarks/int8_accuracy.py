@@ -1,4 +1,4 @@
-"""What int8 costs in accuracy: fp32 vs int8 (`ulmfit.quantize`) on a registry dataset's test split (issue 17 §1).
+"""What int8 costs in accuracy: fp32 vs int8 (`ulmfit.model.quantize`) on a registry dataset's test split (issue 17 §1).
 
 For each classifier run dir given (and, with several, their average, as `ulmfit evaluate DIR DIR` takes it): the
 accuracy in fp32 and in int8, the difference in points, the share of texts whose predicted label is the same in
@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ulmfit.classifier import TextClassifier  # noqa: E402
-from ulmfit.dataspec import DataSpec, labelled_splits  # noqa: E402
+from ulmfit.predict import TextClassifier  # noqa: E402
+from ulmfit.data.dataspec import DataSpec, labelled_splits  # noqa: E402
 from ulmfit.runtime import cpu_flags, cpu_name  # noqa: E402
 
 

@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ulmfit.batching import LMBatches
-from ulmfit.awd_lstm import LanguageModel, detach_hidden, layer_sizes
+from ulmfit.text.batching import LMBatches
+from ulmfit.model.awd_lstm import LanguageModel, detach_hidden, layer_sizes
 from ulmfit.config import preset
-from ulmfit.regularizers import activation_penalty, temporal_penalty
+from ulmfit.model.regularizers import activation_penalty, temporal_penalty
 from ulmfit.runtime import cpu_flags, cpu_name, precision_problem
 
 AR_ALPHA, TAR_BETA = 2.0, 1.0

@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from ulmfit import datasets
-from ulmfit.awd_lstm import LanguageModel
-from ulmfit.batching import LMBatches
-from ulmfit.evaluate import evaluate_lm
-from ulmfit.model_zoo import resolve_pretrained
+from ulmfit.data import download as datasets
+from ulmfit.predict import LanguageModel
+from ulmfit.text.batching import LMBatches
+from ulmfit.train.evaluate import evaluate_lm
+from ulmfit.pretrained.model_zoo import resolve_pretrained
 from ulmfit.pipeline import count_words
 from ulmfit.runtime import Runtime, cpu_flags, cpu_name
 

@@ -4,7 +4,7 @@
         --out runs/rt-transfer [--threads 1] [--per-class 60000] [--sources agree extreme pseudo] [--sentence-epochs 2]
 
 Starting from a review-level IMDb classifier (`make classify DATASET=imdb`), for each of three sentence datasets
-cut from IMDb reviews (ulmfit/distant.py):
+cut from IMDb reviews (ulmfit/data/distant.py):
   agree    train-review sentences on which the IMDb classifier agrees with the review's label (p >= 0.7)
   extreme  train-review sentences from reviews rated 1-2 or 9-10 stars, with the review's label
   pseudo   sentences of unlabelled reviews the IMDb classifier labels with p >= 0.95, with that label
@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ulmfit import readers
+from ulmfit.data import readers
 from ulmfit.config import apply_overrides, preset
-from ulmfit.datasets import fetch
-from ulmfit.distant import agreement, balanced_subsample, sentences_with_labels
-from ulmfit.inference import classifier_proba, ensemble_proba, load_classifier
+from ulmfit.data.download import fetch
+from ulmfit.data.distant import agreement, balanced_subsample, sentences_with_labels
+from ulmfit.predict import classifier_proba, ensemble_proba, load_classifier
 from ulmfit.pipeline import DataSpec, classify, labelled_splits
 
 SOURCES = ("agree", "extreme", "pseudo")

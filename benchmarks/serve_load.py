@@ -48,13 +48,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_texts(args) -> list[str]:
     if args.dataset:
-        from ulmfit.datasets import load_labelled
+        from ulmfit.data.download import load_labelled
         return list(load_labelled(args.dataset, seed=0)["test"][0])
     if args.data is None:
         raise SystemExit("give --data FILE or --dataset NAME")
     if args.data.suffix == ".txt":
         return [line for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
-    from ulmfit.readers import read_labelled_file
+    from ulmfit.data.readers import read_labelled_file
     return list(read_labelled_file(args.data)[0])
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ulmfit.serve import ServeConfig, close_server, make_server, url  # noqa: E402
+from ulmfit.apps.serve import ServeConfig, close_server, make_server, url  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from ulmfit import checkpoint as ckpt
-from ulmfit.datasets import sha256_file
-from ulmfit.model_zoo import SHIPPED_DIR
-from ulmfit.tokenizer import tokenizer_files
+from ulmfit.data.download import sha256_file
+from ulmfit.pretrained.model_zoo import SHIPPED_DIR
+from ulmfit.text.tokenizer import tokenizer_files
 
 MAX_MB = 30
 

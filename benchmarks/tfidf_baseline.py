@@ -3,7 +3,7 @@
     python benchmarks/tfidf_baseline.py [--datasets clickbait rt_polarity imdb]
 
 Same splits as `ulmfit classify --dataset NAME` (train + valid to fit, the test split to score). The features and
-the model are the library's (`ulmfit.baseline`, the baseline every classify run's report.md shows), here with the
+the model are the library's (`ulmfit.analysis.baseline`, the baseline every classify run's report.md shows), here with the
 fixed C=10 on train + valid rather than C chosen on valid. Needs scikit-learn (`pip install ulmfit[baseline]`).
 Prints a table; the last line is JSON.
 """
@@ -13,8 +13,8 @@ import argparse
 import json
 import time
 
-from ulmfit.baseline import tfidf_logreg  # noqa: F401 (sample_efficiency.py imports it from here too)
-from ulmfit.datasets import load_labelled
+from ulmfit.analysis.baseline import tfidf_logreg  # noqa: F401 (sample_efficiency.py imports it from here too)
+from ulmfit.data.download import load_labelled
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Four workloads at the `paper` sizes (embedding 400, hidden 1152, 3 layers, vocab
 
   classifier inference   64 documents x 256 tokens, eval mode, no gradients: fastai's `get_text_classifier(AWD_LSTM)`
                          (SentenceEncoder: BPT3C in chunks of 72) vs ulmfit's TextClassifier (BPT3C, chunks of 70)
-                         in fp32 and in int8 (ulmfit.quantize; each int8 engine of --engines: by default this
+                         in fp32 and in int8 (ulmfit.model.quantize; each int8 engine of --engines: by default this
                          CPU's choice, and "x86" beside it where the choice is another)
   classifier training    32 x 256, forward + backward + an SGD step, all layers trainable
   LM inference           32 x 70 tokens, eval mode: fastai's `get_language_model(AWD_LSTM)` vs ulmfit's
@@ -31,10 +31,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ulmfit.awd_lstm import LanguageModel  # noqa: E402
-from ulmfit.classifier import TextClassifier  # noqa: E402
+from ulmfit.model.awd_lstm import LanguageModel  # noqa: E402
+from ulmfit.model.classifier import TextClassifier  # noqa: E402
 from ulmfit.config import preset  # noqa: E402
-from ulmfit.quantize import int8_engine, quantize_classifier, quantize_language_model  # noqa: E402
+from ulmfit.model.quantize import int8_engine, quantize_classifier, quantize_language_model  # noqa: E402
 from ulmfit.runtime import cpu_flags, cpu_name  # noqa: E402
 
 VOCAB, DOC_LEN, INFER_DOCS, TRAIN_DOCS, LM_BATCH, BPTT = 30000, 256, 64, 32, 32, 70

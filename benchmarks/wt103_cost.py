@@ -38,20 +38,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ulmfit import datasets  # noqa: E402
-from ulmfit.awd_lstm import LanguageModel  # noqa: E402
-from ulmfit.batching import ClassificationBatches  # noqa: E402
+from ulmfit.data import download as datasets  # noqa: E402
+from ulmfit.model.awd_lstm import LanguageModel  # noqa: E402
+from ulmfit.text.batching import ClassificationBatches  # noqa: E402
 from ulmfit.config import TokenizerConfig, preset  # noqa: E402
-from ulmfit.corpus import load_corpus  # noqa: E402
-from ulmfit.dataspec import DataSpec  # noqa: E402
-from ulmfit.fastai_interop import ulmfit_to_fastai  # noqa: E402
-from ulmfit.fastai_tokenizer import FastaiTokenizer  # noqa: E402
+from ulmfit.text.corpus import load_corpus  # noqa: E402
+from ulmfit.data.dataspec import DataSpec  # noqa: E402
+from ulmfit.pretrained.fastai_interop import ulmfit_to_fastai  # noqa: E402
+from ulmfit.text.fastai_tokenizer import FastaiTokenizer  # noqa: E402
 from ulmfit.files import read_json  # noqa: E402
-from ulmfit.model_zoo import import_files  # noqa: E402
+from ulmfit.pretrained.model_zoo import import_files  # noqa: E402
 from ulmfit.pipeline import classify, finetune  # noqa: E402
 from ulmfit.runtime import cpu_flags, cpu_name  # noqa: E402
-from ulmfit.schedule import unfreeze_plan  # noqa: E402
-from ulmfit.train import stages_from_plan  # noqa: E402
+from ulmfit.train.schedule import unfreeze_plan  # noqa: E402
+from ulmfit.train.loop import stages_from_plan  # noqa: E402
 
 WT103_VOCAB = 60000
 

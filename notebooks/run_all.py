@@ -68,7 +68,7 @@ def run_notebook(name: str, out_dir: Path, publish: bool = False) -> float:
 
 
 # a tqdm bar line: "desc:  42%|####      | 21/50 [00:03<00:04, 6.1it/s, loss=...]", or under a time budget
-# (ulmfit.train's bar format) "desc: 21/254 steps [00:05, budget left=0:45, loss=...]"
+# (ulmfit.train.loop's bar format) "desc: 21/254 steps [00:05, budget left=0:45, loss=...]"
 _PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+|\d+(\.\d+)?(it/s|s/it)\b|\d+/\d+ steps \[")
 _TQDM_WARNING = re.compile(r"TqdmWarning|from \.autonotebook import")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ulmfit import pipeline
-from ulmfit.classifier import TextClassifier
+from ulmfit.predict import TextClassifier
 from ulmfit.config import apply_overrides, preset
 from ulmfit.errors import UlmfitError
 from ulmfit.pipeline import DataSpec, labelled_splits, lm_documents

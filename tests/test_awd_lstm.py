@@ -1,4 +1,4 @@
-"""The AWD-LSTM encoder and LM head of ulmfit/awd_lstm.py (STYLE §9.2)."""
+"""The AWD-LSTM encoder and LM head of ulmfit/model/awd_lstm.py (STYLE §9.2)."""
 import dataclasses
 import math
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from ulmfit.awd_lstm import AWDLSTMEncoder, LanguageModel, detach_hidden, init_hidden, layer_sizes
+from ulmfit.model.awd_lstm import AWDLSTMEncoder, LanguageModel, detach_hidden, init_hidden, layer_sizes
 from ulmfit.errors import UlmfitError
-from ulmfit.regularizers import activation_penalty, temporal_penalty
+from ulmfit.model.regularizers import activation_penalty, temporal_penalty
 
 
 def no_dropout(config):

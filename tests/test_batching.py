@@ -1,9 +1,9 @@
-"""Tests for ulmfit/batching.py: LM folding and windows (AWD-LSTM §4.1), classification buckets (ULMFiT §3.3)."""
+"""Tests for ulmfit/text/batching.py: LM folding and windows (AWD-LSTM §4.1), classification buckets (ULMFiT §3.3)."""
 import numpy as np
 import pytest
 import torch
 
-from ulmfit.batching import (ClassificationBatches, LMBatches, fold_stream, sample_bptt_length,
+from ulmfit.text.batching import (ClassificationBatches, LMBatches, fold_stream, sample_bptt_length,
                              token_budget_batches)
 from ulmfit.config import PAD_ID
 from ulmfit.errors import UlmfitError

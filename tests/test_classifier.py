@@ -1,11 +1,11 @@
-"""Tests for ulmfit/classifier.py: masked concat pooling, BPT3C chunking, the pooling head, the classifier."""
+"""Tests for ulmfit/model/classifier.py: masked concat pooling, BPT3C chunking, the pooling head, the classifier."""
 import dataclasses
 
 import pytest
 import torch
 
-from ulmfit.awd_lstm import AWDLSTMEncoder, LanguageModel
-from ulmfit.classifier import PoolingHead, TextClassifier, encode_in_chunks, masked_concat_pool
+from ulmfit.model.awd_lstm import AWDLSTMEncoder, LanguageModel
+from ulmfit.model.classifier import PoolingHead, TextClassifier, encode_in_chunks, masked_concat_pool
 from ulmfit.config import PAD_ID, ModelConfig, TrainConfig
 from ulmfit.errors import UlmfitError
 

@@ -18,7 +18,7 @@ import pytest
 from ulmfit import __version__
 from ulmfit.cli import build_parser, main
 from ulmfit.config import PRESET_NAMES, preset
-from ulmfit.registry import DATASETS
+from ulmfit.data.registry import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("data", "tokenizer", "lm", "pretrain", "finetune", "classify", "evaluate", "predict", "generate")
@@ -184,7 +184,7 @@ class TestLabelCol:
 # ---- predict, on a stand-in model: texts with "good" are pos (0.9), others neg (0.8) -------------------------
 @pytest.fixture
 def model_dir(tmp_path, monkeypatch):
-    from ulmfit import inference
+    from ulmfit import predict as inference
 
     def proba(dirs, texts, batch_size=64, rt=None, baseline=True, int8=False, max_tokens=None):
         return np.array([[0.1, 0.9] if "good" in t else [0.8, 0.2] for t in texts]), ["neg", "pos"]
@@ -254,8 +254,8 @@ class TestPredict:
     @pytest.mark.parametrize("command", ["predict", "evaluate"])
     def test_int8_and_max_tokens_reach_the_models(self, tmp_path, monkeypatch, command):
         """--int8 and --max-tokens are handed to ensemble_proba; without them, fp32 and the API's default budget."""
-        from ulmfit import inference
-        from ulmfit.classifier import DEFAULT_MAX_TOKENS
+        from ulmfit import predict as inference
+        from ulmfit.config import DEFAULT_MAX_TOKENS
         seen = []
 
         def proba(dirs, texts, batch_size=64, rt=None, baseline=True, int8=False, max_tokens=None):

@@ -1,10 +1,10 @@
-"""Tests for ulmfit/corpus.py: numericalised corpora on disk, streamed from worker processes, memory-mapped back."""
+"""Tests for ulmfit/text/corpus.py: numericalised corpora on disk, streamed from worker processes, memory-mapped back."""
 import os
 
 import numpy as np
 import pytest
 
-from ulmfit.corpus import _CorpusWriter, load_corpus
+from ulmfit.text.corpus import _CorpusWriter, load_corpus
 from ulmfit.errors import UlmfitError
 from test_tokenizer import make_docs, tok  # noqa: F401  (the tokenizer fixture, trained once per module)
 

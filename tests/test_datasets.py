@@ -1,4 +1,4 @@
-"""Tests for ulmfit/datasets.py: registry, download (local http.server), cache, mirror, standard splits."""
+"""Tests for ulmfit/data/download.py: registry, download (local http.server), cache, mirror, standard splits."""
 import contextlib
 import dataclasses
 import hashlib
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ulmfit import datasets as D
-from ulmfit import readers as R
+from ulmfit.data import download as D
+from ulmfit.data import readers as R
 from ulmfit.errors import UlmfitError
 
 MIRROR = Path(os.environ.get("ULMFIT_MIRROR") or Path(__file__).parents[2] / "shared" / "data")

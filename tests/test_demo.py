@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ulmfit import demo
+from ulmfit.apps import demo
 from ulmfit.config import apply_overrides, preset
 
 

@@ -1,8 +1,8 @@
-"""Sentence-level distant supervision (ulmfit/distant.py): splitting, label inheritance, balancing."""
+"""Sentence-level distant supervision (ulmfit/data/distant.py): splitting, label inheritance, balancing."""
 import numpy as np
 import pytest
 
-from ulmfit.distant import agreement, balanced_subsample, sentences_with_labels, split_sentences
+from ulmfit.data.distant import agreement, balanced_subsample, sentences_with_labels, split_sentences
 
 
 def test_split_sentences_on_end_marks_and_html_breaks():

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from ulmfit.awd_lstm import LanguageModel
-from ulmfit.batching import LMBatches
+from ulmfit.model.awd_lstm import LanguageModel
+from ulmfit.text.batching import LMBatches
 from ulmfit.config import ModelConfig, TrainConfig
 from ulmfit.runtime import Runtime
-from ulmfit.tasks import LMTask
-from ulmfit.train import Stage, fit
+from ulmfit.train.tasks import LMTask
+from ulmfit.train.loop import Stage, fit
 
 GLOBAL_BATCH, BPTT = 4, 8
 
@@ -219,7 +219,7 @@ class TestBf16:
 if __name__ == "__main__":                # one DDP rank, started by _run_two_ranks with torchrun's variables
     from ulmfit.runtime import cleanup_runtime, setup_runtime
 
-    from ulmfit.train import Interrupted
+    from ulmfit.train.loop import Interrupted
 
     out, mode = Path(sys.argv[1]), sys.argv[2]
     rt = setup_runtime(threads=1, device="cpu")

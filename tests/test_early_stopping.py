@@ -3,13 +3,13 @@ epoch's weights (issue 27)."""
 import numpy as np
 import torch
 
-from ulmfit.awd_lstm import LanguageModel
-from ulmfit.batching import LMBatches
 from ulmfit.config import TrainConfig
-from ulmfit.early_stopping import BEST_FILE, EarlyStopping
+from ulmfit.model.awd_lstm import LanguageModel
 from ulmfit.runtime import Runtime, seed_everything
-from ulmfit.tasks import ClassifierTask, LMTask
-from ulmfit.train import Stage, fit
+from ulmfit.text.batching import LMBatches
+from ulmfit.train.early_stopping import BEST_FILE, EarlyStopping
+from ulmfit.train.loop import Stage, fit
+from ulmfit.train.tasks import ClassifierTask, LMTask
 
 RT = Runtime(device=torch.device("cpu"))
 

@@ -1,4 +1,4 @@
-"""Tests for ulmfit/explain.py (integrated gradients, rendering, the confusion-matrix picture, `ulmfit explain`) and
+"""Tests for ulmfit/analysis/explain.py (integrated gradients, rendering, the confusion-matrix picture, `ulmfit explain`) and
 for `metrics.top_losses`.
 
 Two models: a random-weight TextClassifier for the properties IG must have on any model (completeness, the path's
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from ulmfit.classifier import TextClassifier
+from ulmfit.model.classifier import TextClassifier
 from ulmfit.cli import main
 from ulmfit.config import BOS_ID, EOS_ID, PAD_ID, ModelConfig
 from ulmfit.errors import UlmfitError
-from ulmfit.explain import Explanation, attributions, integrated_gradients, plot_confusion, to_html, to_text
-from ulmfit.inference import classifier_proba, load_classifier
-from ulmfit.metrics import top_losses
+from ulmfit.analysis.explain import Explanation, attributions, integrated_gradients, plot_confusion, to_html, to_text
+from ulmfit.predict import classifier_proba, load_classifier
+from ulmfit.analysis.metrics import top_losses
 
 # ---- a random-weight classifier: the axioms ------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Tests for ulmfit/export.py and ulmfit/exported.py: a classifier as TorchScript, served without the model code."""
+"""Tests for ulmfit/apps/export.py and ulmfit/apps/exported.py: a classifier as TorchScript, served without the model code."""
 import json
 import os
 import subprocess
@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from test_pipeline import _texts_of_many_lengths, runs  # noqa: F401  (the tiny run dirs, once per module)
-from ulmfit.classifier import TextClassifier
+from ulmfit.predict import TextClassifier
 from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
-from ulmfit.export import export_classifier
-from ulmfit import exported
-from ulmfit.exported import load
-from ulmfit.readers import read_labelled_file
+from ulmfit.apps.export import export_classifier
+from ulmfit.apps import exported
+from ulmfit.apps.exported import load
+from ulmfit.data.readers import read_labelled_file
 
 # TorchScript runs the eager model's own kernels in the same order: measured differences are 0.0 (fp32 and int8,
 # tiny model and the demo's clickbait classifier); 1e-5 leaves room for a JIT fusion on another CPU or torch.
@@ -84,13 +84,13 @@ class TestFiles:
 
     def test_serving_imports_no_model_or_training_code(self, exports):
         """A fresh interpreter that loads and predicts imports none of ulmfit's model, training or pipeline modules."""
-        code = ("import sys; from ulmfit.exported import load; load(sys.argv[1]).predict(['a text']); "
+        code = ("import sys; from ulmfit.apps.exported import load; load(sys.argv[1]).predict(['a text']); "
                 "print(' '.join(sorted(m for m in sys.modules if m.startswith('ulmfit'))))")
         out = subprocess.run([sys.executable, "-c", code, str(exports / "int8")], capture_output=True, text=True,
                              check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout.split()
-        assert "ulmfit.exported" in out
-        assert not {"ulmfit.awd_lstm", "ulmfit.classifier", "ulmfit.train", "ulmfit.regularizers",
-                    "ulmfit.pipeline", "ulmfit.quantize"} & set(out)
+        assert "ulmfit.apps.exported" in out
+        assert not {"ulmfit.model.awd_lstm", "ulmfit.model.classifier", "ulmfit.train.loop", "ulmfit.model.regularizers",
+                    "ulmfit.pipeline", "ulmfit.model.quantize"} & set(out)
 
 
 class TestRefusals:

@@ -16,8 +16,8 @@ from ulmfit import checkpoint as ckpt
 from ulmfit.cli import main
 from ulmfit.config import preset
 from ulmfit.errors import UlmfitError
-from ulmfit.fastai_interop import export_fastai, import_fastai, read_vocab_pickle
-from ulmfit.fastai_tokenizer import FASTAI_SPECIALS
+from ulmfit.pretrained.fastai_interop import export_fastai, import_fastai, read_vocab_pickle
+from ulmfit.text.fastai_tokenizer import FASTAI_SPECIALS
 
 VOCAB = list(FASTAI_SPECIALS) + ["the", "a", "film", "great", "bad", ".", ",", "is", "it", "was", "movie", "xxfake"]
 
@@ -217,7 +217,7 @@ def test_export_import_round_trip(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:the corpus only supports")
 def test_export_refuses_sentencepiece_run(tmp_path):
-    from ulmfit.dataspec import DataSpec
+    from ulmfit.data.dataspec import DataSpec
     from ulmfit.pipeline import pretrain
     cfg = preset("tiny", "pretrain")
     cfg = dataclasses.replace(cfg, tokenizer=dataclasses.replace(cfg.tokenizer, vocab_size=60),

@@ -21,7 +21,7 @@ from tests.test_fastai_interop import as_bytes, fastai_state  # noqa: E402
 from ulmfit import checkpoint as ckpt  # noqa: E402
 from ulmfit.cli import main  # noqa: E402
 from ulmfit.config import TokenizerConfig  # noqa: E402
-from ulmfit.fastai_tokenizer import FastaiTokenizer  # noqa: E402
+from ulmfit.text.fastai_tokenizer import FastaiTokenizer  # noqa: E402
 
 SMALL = ["--preset", "tiny", "--max-steps", "6"]
 

@@ -1,4 +1,4 @@
-"""Tests for ulmfit/fastai_tokenizer.py: fastai v2's rules on spaCy tokens, its vocabulary, files, pickling.
+"""Tests for ulmfit/text/fastai_tokenizer.py: fastai v2's rules on spaCy tokens, its vocabulary, files, pickling.
 
 They need spaCy but not fastai: the fastai token lists below were generated once by real fastai 2.8.12 (with
 spaCy 3.8.18); tests/test_fastai_tokenizer_agreement.py compares the two live where fastai is installed.
@@ -15,7 +15,7 @@ pytest.importorskip("spacy", reason="the fastai tokenizer kind needs spaCy (pip 
 
 from ulmfit.config import TokenizerConfig  # noqa: E402
 from ulmfit.errors import UlmfitError  # noqa: E402
-from ulmfit.fastai_tokenizer import FASTAI_SPECIALS, VOCAB_FILE, FastaiTokenizer, make_vocab  # noqa: E402
+from ulmfit.text.fastai_tokenizer import FASTAI_SPECIALS, VOCAB_FILE, FastaiTokenizer, make_vocab  # noqa: E402
 
 DOCS = ["The film was good . The plot was good !", "the film was bad", "A film , a plot , a song .",
         "it was good good good", "<br />the END"] * 3

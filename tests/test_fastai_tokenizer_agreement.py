@@ -1,4 +1,4 @@
-"""ulmfit.fastai_tokenizer against fastai itself, live, on real texts (only where fastai is installed).
+"""ulmfit.text.fastai_tokenizer against fastai itself, live, on real texts (only where fastai is installed).
 
 300 texts from the data mirror: IMDb sample reviews (HTML breaks and entities), clickbait headlines and
 WikiText-2 lines (@-@ escapes, headings). benchmarks/fastai_tokenizer_agreement.py runs the same check on
@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("spacy", reason="the fastai tokenizer kind needs spaCy (pip install 'ulmfit[fastai]')")
 pytest.importorskip("fastai", reason="the agreement check runs fastai's own tokenizer (pip install fastai)")
 
-from ulmfit import datasets  # noqa: E402
-from ulmfit.fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer  # noqa: E402
+from ulmfit.data import download as datasets  # noqa: E402
+from ulmfit.text.fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer  # noqa: E402
 
 MIRROR = Path(os.environ.get("ULMFIT_MIRROR") or Path(__file__).parents[2] / "shared" / "data")
 

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from synthetic import labelled_topics
-from ulmfit import recipe
 from ulmfit.cli import main
-from ulmfit.dataspec import DataSpec
+from ulmfit.data.dataspec import DataSpec
 from ulmfit.fit import fit
+from ulmfit.train import recipe
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
-"""Tests for ulmfit/metrics.py on a hand-made three-class example whose scores are worked out by hand."""
+"""Tests for ulmfit/analysis/metrics.py on a hand-made three-class example whose scores are worked out by hand."""
 import json
 
 import pytest
 
-from ulmfit.metrics import classification_report, format_report
+from ulmfit.analysis.metrics import classification_report, format_report
 
 # true a a a b b c ; predicted a a b b c c
 #            predicted a  b  c

@@ -13,7 +13,7 @@ from tests.test_datasets import _Handler, cache, serving  # noqa: F401 (cache: a
 from tests.test_datasets import _tar as tarball
 from tests.test_fastai_interop import as_bytes, fastai_state, vocab_bytes
 from ulmfit import checkpoint as ckpt
-from ulmfit import model_zoo as Z
+from ulmfit.pretrained import model_zoo as Z
 from ulmfit.errors import UlmfitError
 
 

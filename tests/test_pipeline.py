@@ -10,8 +10,8 @@ import torch
 from ulmfit import checkpoint as ckpt
 from ulmfit import pipeline
 from ulmfit.cli import main
-from ulmfit.inference import classifier_proba, ensemble_proba, load_classifier
-from ulmfit.readers import read_labelled_file
+from ulmfit.predict import classifier_proba, ensemble_proba, load_classifier
+from ulmfit.data.readers import read_labelled_file
 
 TOPICS = {
     "sport": "match goal team player score coach league win season striker referee".split(),
@@ -78,8 +78,8 @@ class TestPipeline:
     @pytest.mark.parametrize("stage", ["ft", "cls"])
     def test_runs_load_back_with_one_call(self, runs, stage):
         """from_pretrained rebuilds the saved model in eval mode: every state_dict tensor equals the saved one."""
-        from ulmfit.awd_lstm import LanguageModel
-        from ulmfit.classifier import TextClassifier
+        from ulmfit.predict import LanguageModel
+        from ulmfit.predict import TextClassifier
         model = (LanguageModel if stage == "ft" else TextClassifier).from_pretrained(runs / stage)
         saved, state = ckpt.load_tensors(runs / stage / ckpt.WEIGHTS_FILE), model.state_dict()
         assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved)
@@ -89,7 +89,7 @@ class TestPipeline:
 
     def test_predictions_come_back_in_input_order(self, runs):
         """Documents of very different lengths (batched longest first) get, row by row, what each gets alone."""
-        from ulmfit.classifier import TextClassifier
+        from ulmfit.predict import TextClassifier
         clf = TextClassifier.from_pretrained(runs / "cls")
         rng = random.Random(1)
         texts = [" ".join(_sentence(rng, t) for _ in range(n)) for n, t in
@@ -102,7 +102,7 @@ class TestPipeline:
     def test_token_budget_batches_give_the_fixed_count_probabilities(self, runs):
         """Cut by a budget of 300 padded tokens (1 to 8 documents a batch), predict_proba returns what the fixed
         8-document batching returns, to fp32 rounding (the LSTM kernel rounds other batch shapes differently)."""
-        from ulmfit.classifier import TextClassifier
+        from ulmfit.predict import TextClassifier
         clf = TextClassifier.from_pretrained(runs / "cls")
         texts = _texts_of_many_lengths(40)
         assert max(len(ids) for ids in clf.tokenizer.encode_documents(texts)) * 8 > 300     # the budget bites
@@ -111,7 +111,7 @@ class TestPipeline:
 
     def test_token_budget_batches_keep_the_input_order(self, runs):
         """Row i of predict_proba under a token budget is what text i gets alone."""
-        from ulmfit.classifier import TextClassifier
+        from ulmfit.predict import TextClassifier
         clf = TextClassifier.from_pretrained(runs / "cls")
         texts = _texts_of_many_lengths(12)
         alone = np.concatenate([clf.predict_proba([t]) for t in texts])
@@ -119,7 +119,7 @@ class TestPipeline:
 
     def test_predict_api_batches_and_returns_probabilities(self, runs):
         """predict(texts) gives one label and a probability per class for every text."""
-        from ulmfit.classifier import TextClassifier
+        from ulmfit.predict import TextClassifier
         preds = TextClassifier.from_pretrained(runs / "cls").predict(["Bake the flour.", "Goal for the team!"] * 40)
         assert len(preds) == 80
         assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-4 for p in preds)

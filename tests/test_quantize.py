@@ -1,4 +1,4 @@
-"""Tests for ulmfit/quantize.py: int8 dynamic quantization for CPU inference (the API, the CLI's --int8, refusals)."""
+"""Tests for ulmfit/model/quantize.py: int8 dynamic quantization for CPU inference (the API, the CLI's --int8, refusals)."""
 import copy
 import hashlib
 import json
@@ -14,14 +14,13 @@ from torch import nn
 from torch.ao.nn.quantized import dynamic as qdynamic
 
 from test_pipeline import runs  # noqa: F401  (the tiny pretrain -> finetune -> classify run dirs, once per module)
-from ulmfit import quantize
-from ulmfit.awd_lstm import LanguageModel
-from ulmfit.classifier import TextClassifier
+from ulmfit.model import quantize
+from ulmfit.predict import LanguageModel, TextClassifier
 from ulmfit.config import ModelConfig
 from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
-from ulmfit.readers import read_labelled_file
-from ulmfit.regularizers import WeightDropLSTM
+from ulmfit.data.readers import read_labelled_file
+from ulmfit.model.regularizers import WeightDropLSTM
 from ulmfit.runtime import Runtime
 
 
@@ -63,8 +62,8 @@ class TestConversion:
 
     def test_torchs_deprecation_notices_do_not_reach_the_user(self):
         """Quantizing prints nothing on stderr even with every warning on (a fresh process: torch warns once)."""
-        code = ("from ulmfit.config import ModelConfig; from ulmfit.classifier import TextClassifier; "
-                "from ulmfit.quantize import quantize_classifier; "
+        code = ("from ulmfit.config import ModelConfig; from ulmfit.predict import TextClassifier; "
+                "from ulmfit.model.quantize import quantize_classifier; "
                 "quantize_classifier(TextClassifier(ModelConfig(vocab_size=50, emb_size=8, hidden_size=12, "
                 "n_layers=2), 2).eval())")
         proc = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True,

@@ -1,13 +1,13 @@
-"""Tests for ulmfit/readers.py: a user's CSV/TSV/JSONL/class-folder/plain-text data, one-line errors."""
+"""Tests for ulmfit/data/readers.py: a user's CSV/TSV/JSONL/class-folder/plain-text data, one-line errors."""
 import gzip
 import json
 import warnings
 
 import pytest
 
-from ulmfit import readers
+from ulmfit.data import readers
 from ulmfit.errors import UlmfitError
-from ulmfit.readers import read_labelled_file, read_text_files, read_utf8
+from ulmfit.data.readers import read_labelled_file, read_text_files, read_utf8
 
 
 def write(path, text: str):

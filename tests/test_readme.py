@@ -40,9 +40,9 @@ def test_every_technique_names_real_code_tests_and_notebooks():
     assert len(rows) >= 14                                                # one per paper technique, at least
     for technique, code, tests, notebook in rows:
         module = None
-        for name in re.findall(r"`([\w.]+)`", code):                      # `module.attr` or a bare `attr`
+        for name in re.findall(r"`([\w.]+)`", code):              # `layer.module.attr` or a bare `attr`
             if "." in name:
-                module_name, _, name = name.partition(".")
+                module_name, _, name = name.rpartition(".")
                 module = importlib.import_module(f"ulmfit.{module_name}")
             assert module is not None and hasattr(module, name), f"{technique}: {name} not in {module}"
         for path, ids in re.findall(r"`(tests/[\w/]+\.py)((?:::\w+)*)", tests):   # tests/x.py::Class::test

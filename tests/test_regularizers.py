@@ -1,11 +1,11 @@
-"""Behaviour matrix of STYLE §9.1 for every regulariser in ulmfit/regularizers.py."""
+"""Behaviour matrix of STYLE §9.1 for every regulariser in ulmfit/model/regularizers.py."""
 import warnings
 
 import pytest
 import torch
 from torch import nn
 
-from ulmfit.regularizers import (EmbeddingDropout, LockedDropout, WeightDropLSTM, activation_penalty,
+from ulmfit.model.regularizers import (EmbeddingDropout, LockedDropout, WeightDropLSTM, activation_penalty,
                                  dropout_mask, temporal_penalty)
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from ulmfit.config import preset
-from ulmfit.report import write_report
+from ulmfit.analysis.plots import write_report
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ class TestReport:
 
 @pytest.mark.slow
 def test_quick_demo_runs_all_three_stages(tmp_path, monkeypatch):
-    """`python -m ulmfit.demo --quick` trains the three stages on WikiText-2 and clickbait and writes its report."""
-    from ulmfit.demo import main
+    """`python -m ulmfit.apps.demo --quick` trains the three stages on WikiText-2 and clickbait and writes its report."""
+    from ulmfit.apps.demo import main
     assert main(["--runs", str(tmp_path), "--quick"]) == 0
     assert (tmp_path / "report.md").is_file() and (tmp_path / "classify" / "model.pt").is_file()

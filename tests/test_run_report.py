@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from ulmfit import baseline as bl
+from ulmfit.analysis import baseline as bl
 from ulmfit import pipeline
 from ulmfit.checkpoint import CONFIG_FILE, read_json, write_json
-from ulmfit.classifier import TextClassifier
+from ulmfit.predict import TextClassifier
 from ulmfit.cli import main
 from ulmfit.config import apply_overrides, preset
-from ulmfit.inference import ensemble_proba
+from ulmfit.predict import ensemble_proba
 from ulmfit.pipeline import DataSpec
 from ulmfit.run_report import compare_with_baseline, write_run_report
 from synthetic import labelled_topics

@@ -1,4 +1,4 @@
-"""Tests for ulmfit/schedule.py: STLR and one-cycle (ULMFiT §3.2), discriminative LRs, param groups, unfreezing."""
+"""Tests for ulmfit/train/schedule.py: STLR and one-cycle (ULMFiT §3.2), discriminative LRs, param groups, unfreezing."""
 import math
 
 import pytest
@@ -7,7 +7,7 @@ from torch import nn
 
 from ulmfit.config import ModelConfig, TrainConfig
 from ulmfit.errors import UlmfitError
-from ulmfit.schedule import (build_optimizer, constant_lr, discriminative_lrs, lr_at, one_cycle_lr, param_groups,
+from ulmfit.train.schedule import (build_optimizer, constant_lr, discriminative_lrs, lr_at, one_cycle_lr, param_groups,
                              set_trainable, slanted_triangular_lr, unfreeze_plan)
 
 
@@ -104,7 +104,7 @@ class TestParamGroups:
 
     def test_language_model_groups_cover_parameters_once(self):
         """The real LanguageModel's layer groups give param groups covering its parameters exactly once."""
-        from ulmfit.awd_lstm import LanguageModel
+        from ulmfit.model.awd_lstm import LanguageModel
         model = LanguageModel(ModelConfig(vocab_size=50, emb_size=8, hidden_size=12, n_layers=3))
         layer_groups = model.layer_groups()
         groups = param_groups(layer_groups, discriminative_lrs(1e-3, len(layer_groups)), 0.01)

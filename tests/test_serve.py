@@ -1,4 +1,4 @@
-"""Tests for ulmfit/serve.py: the HTTP JSON API against a real server on 127.0.0.1, micro-batching, the CLI."""
+"""Tests for ulmfit/apps/serve.py: the HTTP JSON API against a real server on 127.0.0.1, micro-batching, the CLI."""
 import http.client
 import json
 import os
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from test_pipeline import runs  # noqa: F401  (the tiny run dirs, once per module)
-from ulmfit.classifier import TextClassifier
-from ulmfit.readers import read_labelled_file
-from ulmfit.serve import MicroBatcher, ServeConfig, Service, close_server, make_server
-from ulmfit.tokenizer import apply_rules
+from ulmfit.predict import TextClassifier
+from ulmfit.data.readers import read_labelled_file
+from ulmfit.apps.serve import MicroBatcher, ServeConfig, Service, close_server, make_server
+from ulmfit.text.tokenizer import apply_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from test_pipeline import runs  # noqa: F401  (the tiny run dirs, once per module)
-from ulmfit.serve import ServeConfig, close_server, make_server, url
+from ulmfit.apps.serve import ServeConfig, close_server, make_server, url
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install ulmfit[browser]")
 CHROMIUM = os.environ.get("CHROMIUM") or next(

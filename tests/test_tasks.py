@@ -1,4 +1,4 @@
-"""Tests for ulmfit/tasks.py: the classifier task's class-weighted loss, wherever the model's device is.
+"""Tests for ulmfit/train/tasks.py: the classifier task's class-weighted loss, wherever the model's device is.
 
 The weights follow the model to `rt.device`, but the validation loss is computed on CPU probabilities. On a GPU
 that mixed devices; here the `meta` device stands in for the GPU, so the test needs none.
@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ulmfit import tasks
+from ulmfit.train import tasks
 from ulmfit.config import TrainConfig
 from ulmfit.runtime import Runtime
-from ulmfit.tasks import ClassifierTask
+from ulmfit.train.tasks import ClassifierTask
 
 WEIGHTS = torch.tensor([0.5, 1.5])
 LABELS = np.array([0, 1, 1])

@@ -1,4 +1,4 @@
-"""Tests for ulmfit/tokenizer.py: pre-rules, SentencePiece with fixed special ids, round trips."""
+"""Tests for ulmfit/text/tokenizer.py: pre-rules, SentencePiece with fixed special ids, round trips."""
 import os
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from ulmfit.config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig
 from ulmfit.errors import UlmfitError
-from ulmfit.tokenizer import MARKERS, Tokenizer, apply_rules, undo_rules
+from ulmfit.text.tokenizer import MARKERS, Tokenizer, apply_rules, undo_rules
 
 WORDS = ("the a film movie was is good bad great terrible story actor plot we they it and but very not "
          "really river city music game song team year people world time").split()

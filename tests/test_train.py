@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from ulmfit.awd_lstm import LanguageModel
-from ulmfit.batching import LMBatches
+from ulmfit.model.awd_lstm import LanguageModel
+from ulmfit.text.batching import LMBatches
 from ulmfit.config import ModelConfig, TrainConfig
 from ulmfit.runtime import Runtime, seed_everything
-from ulmfit.tasks import LMTask
-from ulmfit.train import Interrupted, Stage, fit, stages_from_plan
+from ulmfit.train.tasks import LMTask
+from ulmfit.train.loop import Interrupted, Stage, fit, stages_from_plan
 
 RT = Runtime(device=torch.device("cpu"))
 

@@ -1,11 +1,11 @@
 """Moving a pretrained LM to the target corpus's word vocabulary (fastai's match_embeds, ULMFiT §3.2)."""
 import torch
 
-from ulmfit.awd_lstm import LanguageModel
+from ulmfit.predict import LanguageModel
 from ulmfit.cli import main
 from ulmfit.config import ModelConfig
-from ulmfit.tokenizer import Tokenizer
-from ulmfit.transfer import match_embeddings, vocabulary
+from ulmfit.text.tokenizer import Tokenizer
+from ulmfit.pretrained.transfer import match_embeddings, vocabulary
 
 OLD = ["<pad>", "<unk>", "<s>", "</s>", "the", "cat", "sat"]
 NEW = ["<pad>", "<unk>", "<s>", "</s>", "sat", "meme", "the"]

@@ -8,8 +8,11 @@ A run dir (the output of `pretrain`, `finetune` or `classify`) holds:
     metrics.jsonl    one JSON object per evaluation (written by the training loop)
     resume.pt        (while training) model + optimiser + schedule position + RNG states, for --resume
 
-Every file is written atomically and tensors are loaded weights-only, by the helpers of files.py; they are
-importable from here too (`checkpoint.save_tensors`, ...), where the training loop and the CLI find them.
+Every file is written atomically and tensors are loaded weights-only, by the helpers of files.py, which also names
+the files; they are importable from here too (`checkpoint.save_tensors`, `checkpoint.CONFIG_FILE`, ...).
+
+Layer: run dirs, after `analysis/` and before `pretrained/` (STYLE.md §5.2): it reads configs (base) and
+tokenizers (text/), never a model class; `ulmfit.predict` builds the models from what `load_run` returns.
 """
 from __future__ import annotations
 
@@ -20,11 +23,9 @@ import torch
 
 from .config import StageConfig
 from .errors import RunFinished, UlmfitError
-from .files import atomic_write_bytes, load_tensors, read_json, save_tensors, write_json  # noqa: F401 (re-exported)
-from .tokenizer import Tokenizer, load_tokenizer, tokenizer_files
-
-CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE, METRICS_FILE = "config.json", "model.pt", "resume.pt", "metrics.jsonl"
-TOKENIZER_FILE = "tokenizer.model"
+from .files import (CONFIG_FILE, METRICS_FILE, RESUME_FILE, TOKENIZER_FILE, WEIGHTS_FILE,  # noqa: F401 (re-exported)
+                    atomic_write_bytes, load_state_checked, load_tensors, read_json, save_tensors, write_json)
+from .text.tokenizer import Tokenizer, load_tokenizer, tokenizer_files
 
 
 def prepare_out_dir(out_dir: Path, resume: bool, force: bool, protect: tuple[Path, ...] = ()) -> Path:
@@ -99,16 +100,6 @@ def load_run(run_dir: Path, stages: tuple[str, ...] | None = None):
     if not isinstance(state, dict):
         raise UlmfitError(f"{run_dir / WEIGHTS_FILE} does not hold a state_dict")
     return meta, config, state, tokenizer
-
-
-def load_state_checked(module: torch.nn.Module, state: dict, source: Path) -> None:
-    """load_state_dict, turning key or shape mismatches into one readable line."""
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0]
-        raise UlmfitError(f"the weights in {source} do not fit the model in its config ({detail[:200]})") from None
 
 
 def _version() -> str:

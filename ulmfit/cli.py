@@ -33,9 +33,9 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .config import PRESET_NAMES, preset
+from .config import DEFAULT_MAX_TOKENS, PRESET_NAMES, preset
 from .errors import RunFinished, UlmfitError
-from .registry import DATASETS          # names only: the registry imports no torch, so --help stays fast
+from .data.registry import DATASETS          # names only: the registry imports no torch, so --help stays fast
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -154,9 +154,8 @@ def _add_int8(p, what: str) -> None:
 
 
 def _add_inference_batching(p) -> None:
-    # --max-tokens' default is classifier.DEFAULT_MAX_TOKENS, written out: importing it would import torch for --help
     p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="at most N texts per forward pass")
-    p.add_argument("--max-tokens", type=_positive_int, default=64 * 256, metavar="N",
+    p.add_argument("--max-tokens", type=_positive_int, default=DEFAULT_MAX_TOKENS, metavar="N",
                    help="at most N padded tokens per forward pass (texts x the longest one's length): short texts "
                         "share big batches, long ones go in small ones")
 
@@ -397,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _format_warning(python_format, message, category, filename, lineno, line=None):
     """ulmfit's own warnings print as one line, like its errors; any other keeps Python's two-line format."""
-    if Path(filename).resolve().parent == Path(__file__).resolve().parent:
+    if Path(__file__).resolve().parent in Path(filename).resolve().parents:       # any file of the package
         return f"ulmfit: warning: {message}\n"
     return python_format(message, category, filename, lineno, line)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config import apply_overrides, preset
 from .errors import UlmfitError
-from .train import Interrupted
+from .train.loop import Interrupted
 
 
 # ---- flags -> a stage's config and data (here, not in cli.py: cli imports this module, never the reverse) ----
@@ -35,19 +35,19 @@ def _data_spec(args):
 
 
 def data(args) -> dict:
-    from . import datasets
+    from .data import download
     if args.action == "list":
-        rows = datasets.list_datasets()
+        rows = download.list_datasets()
         print(f"{'name':<19} {'kind':<9} {'size':>9}  licence")
         for r in rows:
             print(f"{r['name']:<19} {r['kind']:<9} {r['size_mb']:>7.1f}MB  {r['licence']}")
         return {"datasets": [r["name"] for r in rows]}
-    path = datasets.fetch(args.name)
+    path = download.fetch(args.name)
     return {"dataset": args.name, "path": str(path)}
 
 
 def lm(args) -> dict:
-    from . import model_zoo
+    from .pretrained import model_zoo
     if args.action == "list":
         rows = model_zoo.list_pretrained()
         for r in rows:
@@ -58,12 +58,12 @@ def lm(args) -> dict:
         return model_zoo.download_pretrained(args.name, args.out, sha256=args.sha256, force=args.force)
     if args.action == "import":
         return model_zoo.import_files(*args.fastai, args.out, args.preset, args.backwards, args.force)
-    from .fastai_interop import export_fastai
+    from .pretrained.fastai_interop import export_fastai
     return export_fastai(args.fastai, args.out)
 
 
 def tokenizer(args) -> dict:
-    from .tokenizer import load_tokenizer, train_tokenizer
+    from .text.tokenizer import load_tokenizer, train_tokenizer
     if args.action == "encode":
         tok = load_tokenizer(args.dir)
         # the ids the model is fed: BOS + the text's tokens (+ an EOS per line for SentencePiece; fastai's words
@@ -139,9 +139,9 @@ def _say_delivered(result: dict) -> None:
 
 
 def evaluate(args) -> dict:
-    from . import readers
-    from .inference import ensemble_proba
-    from .metrics import classification_report, format_report
+    from .data import readers
+    from .predict import ensemble_proba
+    from .analysis.metrics import classification_report, format_report
     if bool(args.dataset) == bool(args.data):
         raise UlmfitError("pass exactly one of --dataset NAME or --data FILE")
     if args.dataset:
@@ -181,8 +181,8 @@ def _with_baseline(dirs, off: bool) -> list[str]:
 def predict(args) -> dict:
     """Texts as arguments: a line per text and every probability in the JSON. --file: a line per text (or the
     --out file) and a JSON of counts only, however long the file."""
-    from . import readers
-    from .inference import ensemble_proba
+    from .data import readers
+    from .predict import ensemble_proba, prediction_dicts
     n_dirs = 0                            # the leading arguments that are dirs; "" is a text, not "."
     while n_dirs < len(args.dirs) and args.dirs[n_dirs] and Path(args.dirs[n_dirs]).is_dir():
         n_dirs += 1
@@ -202,8 +202,7 @@ def predict(args) -> dict:
     probs, names = ensemble_proba(dirs, texts, args.batch_size, baseline=not args.no_baseline, int8=args.int8,
                                   max_tokens=args.max_tokens)
     _with_baseline(dirs, args.no_baseline)
-    predictions = [{"label": names[int(p.argmax())], "probabilities": {n: round(float(q), 6) for n, q in zip(names, p)}}
-                   for p in probs]
+    predictions = prediction_dicts(names, probs, digits=6)
     if args.out:
         _write_predictions(args.out, args.file, rows, header, predictions, names)
     else:
@@ -253,8 +252,8 @@ def _write_predictions(path: Path, source, rows: list[dict], header: list[str], 
 
 
 def explain(args) -> dict:
-    from .explain import attributions, to_text
-    from .inference import load_classifier
+    from .analysis.explain import attributions, to_text
+    from .predict import load_classifier
     expl = attributions(load_classifier(args.dir, baseline=False), args.text, target=args.target, steps=args.steps)
     print(to_text(expl))
     return {"label": expl.label, "probability": round(expl.probability, 6), "tokens": expl.tokens,
@@ -262,7 +261,7 @@ def explain(args) -> dict:
 
 
 def generate(args) -> dict:
-    from .inference import generate as sample, load_language_model
+    from .predict import generate as sample, load_language_model
     model = load_language_model(args.dir, int8=args.int8)
     text = sample(model, args.prompt, args.n_words, args.temperature, args.top_k, args.seed)
     print(text)
@@ -270,12 +269,12 @@ def generate(args) -> dict:
 
 
 def export(args) -> dict:
-    from .export import export_classifier
+    from .apps.export import export_classifier
     return export_classifier(args.dir, args.out, int8=args.int8, baseline=not args.no_baseline)
 
 
 def serve(args) -> dict:
-    from .serve import ServeConfig, serve as run_server
+    from .apps.serve import ServeConfig, serve as run_server
     return run_server(args.dir, ServeConfig(host=args.host, port=args.port, int8=args.int8,
                                             baseline=not args.no_baseline, max_batch=args.max_batch,
                                             max_wait_ms=args.max_wait_ms, max_texts=args.max_texts,

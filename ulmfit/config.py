@@ -33,6 +33,12 @@ from .errors import UlmfitError
 # Special-token ids are fixed for every tokenizer we train (pinned by tests/test_tokenizer.py).
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
+# Prediction's token budget per batch (documents x padded length): 64 documents of 256 tokens (the batch of the
+# README's throughput figures), so up to 256 tokens the batches are the fixed 64-document ones, and beyond it they
+# shrink: 16 documents of 1,000 tokens. Here, in the base layer, because the API, the CLI (whose --help must not
+# import torch), `serve` and an export all use it.
+DEFAULT_MAX_TOKENS = 64 * 256
+
 DROPOUT_FIELDS = ("dropout_embed", "dropout_input", "dropout_hidden", "dropout_weight", "dropout_output")
 
 

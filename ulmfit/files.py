@@ -4,8 +4,12 @@ Every write goes to a temp file in the same dir, is fsync'ed and then renamed ov
 mid-write never leaves a corrupt file under the real name. Tensors are read back with
 torch.load(weights_only=True), so a file carrying pickled code is refused, never run.
 
-These helpers know nothing of runs, models or tokenizers, and import nothing of ulmfit's but its error type, so
-that the tokenizer and the run dirs (checkpoint.py) can both write through them without importing each other.
+These helpers know nothing of models or tokenizers, and import nothing of ulmfit's but its error type, so that the
+tokenizer, the training loop and the run dirs (checkpoint.py) can all write through them without importing one
+another. The names of a run dir's files are here for the same reason: the loop writes resume.pt and metrics.jsonl
+without importing checkpoint.py.
+
+Base layer (STYLE.md §5.2): imports torch and `errors` only.
 """
 from __future__ import annotations
 
@@ -18,6 +22,10 @@ from pathlib import Path
 import torch
 
 from .errors import UlmfitError
+
+# The files of a run dir (checkpoint.py says what each holds).
+CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE, METRICS_FILE = "config.json", "model.pt", "resume.pt", "metrics.jsonl"
+TOKENIZER_FILE = "tokenizer.model"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -93,3 +101,13 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UlmfitError(f"{path} is not valid JSON ({e})") from None
+
+
+def load_state_checked(module: torch.nn.Module, state: dict, source: Path) -> None:
+    """load_state_dict, turning key or shape mismatches into one readable line."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise UlmfitError(f"the weights in {source} do not fit the model in its config ({detail[:200]})") from None

@@ -26,16 +26,16 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from . import readers
-from . import recipe
-from .awd_lstm import LanguageModel
-from .classifier import TextClassifier
 from .config import apply_overrides, preset
-from .dataspec import DataSpec, labelled_splits
+from .data import readers
+from .data.dataspec import DataSpec, labelled_splits
 from .errors import UlmfitError
-from .model_zoo import resolve_pretrained
+from .model.awd_lstm import LanguageModel
+from .model.classifier import TextClassifier
 from .pipeline import classify, finetune, inherit_architecture, label_vocabulary
+from .pretrained.model_zoo import resolve_pretrained
 from .runtime import setup_runtime
+from .train import recipe
 
 DEFAULT_PRETRAINED = "ulmfit-wiki-fwd"
 DEFAULT_MINUTES = 15.0

@@ -20,24 +20,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
-from .awd_lstm import LanguageModel
-from .batching import ClassificationBatches, LMBatches
-from .classifier import TextClassifier
+from . import checkpoint as ckpt, predict
+from .model.awd_lstm import LanguageModel
+from .text.batching import ClassificationBatches, LMBatches
+from .model.classifier import TextClassifier
 from .config import StageConfig, validate
-from .corpus import load_corpus
-from .dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
+from .text.corpus import load_corpus
+from .data.dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
 from .errors import RunFinished, UlmfitError
-from .evaluate import evaluate_lm, predict_proba
-from .metrics import classification_report
-from .model_zoo import resolve_pretrained
+from .train.evaluate import evaluate_lm, predict_proba
+from .analysis.metrics import classification_report
+from .pretrained.model_zoo import resolve_pretrained
 from .run_report import write_run_report
 from .runtime import Runtime, seed_everything, setup_runtime
-from .schedule import unfreeze_plan
-from .tasks import ClassifierTask, LMTask
-from .tokenizer import Tokenizer, load_tokenizer, tokenizer_files, train_tokenizer
-from .train import Stage, fit, stages_from_plan
-from .transfer import match_embeddings, vocabulary
+from .train.schedule import unfreeze_plan
+from .train.tasks import ClassifierTask, LMTask
+from .text.tokenizer import Tokenizer, load_tokenizer, tokenizer_files, train_tokenizer
+from .train.loop import Stage, fit, stages_from_plan
+from .pretrained.transfer import match_embeddings, vocabulary
 
 ARCH_FIELDS = ("vocab_size", "emb_size", "hidden_size", "n_layers", "tie_weights", "out_bias", "pad_id")
 
@@ -324,7 +324,7 @@ def evaluate(run_dir: Path, texts, labels, batch_size: int = 64, baseline: bool 
     Labels are compared as str, as in training; a label the model never saw is a UlmfitError.
     """
     data = texts_in_memory(texts, labels, "evaluation")
-    model = TextClassifier.from_pretrained(run_dir, baseline=baseline)
+    model = predict.TextClassifier.from_pretrained(run_dir, baseline=baseline)
     unknown = sorted(set(data.labels) - set(model.label_names))
     if unknown:
         raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "

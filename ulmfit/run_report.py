@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import baseline as bl
+from .analysis import baseline as bl
 from .checkpoint import CONFIG_FILE, read_json, write_json
-from .classifier import TextClassifier
 from .errors import UlmfitError
+from .predict import TextClassifier
 from .files import atomic_write_bytes
-from .explain import attributions, plot_confusion
-from .metrics import classification_report, top_losses
-from .report import plot_losses, plot_lr_schedule
+from .analysis.explain import attributions, plot_confusion
+from .analysis.metrics import classification_report, top_losses
+from .analysis.plots import plot_losses, plot_lr_schedule
 
 REPORT_FILE = "report.md"
 ENSEMBLE_NAME = "mean of the two"

@@ -11,7 +11,7 @@
 # share one embedding: `xxmaj` marks a capitalised word, `xxup` an all-caps one, `xxrep n c` a character repeated
 # n times. Look at the markers in the middle line and at what `undo_rules` gives back.
 # %%
-from ulmfit.tokenizer import apply_rules, undo_rules
+from ulmfit.text.tokenizer import apply_rules, undo_rules
 
 text = "The BBC said it was a VERY good day!!!! Sooo good.\nA second line &amp; a <br />break."
 print(text, "\n---")
@@ -25,7 +25,7 @@ print(undo_rules(apply_rules(text)))
 # %%
 from ulmfit.config import TokenizerConfig
 from ulmfit.pipeline import DataSpec, lm_documents
-from ulmfit.tokenizer import Tokenizer
+from ulmfit.text.tokenizer import Tokenizer
 
 docs = lm_documents(DataSpec(dataset="wikitext2"))
 print({split: len(d) for split, d in docs.items()}, "articles;  the first one starts:")
@@ -54,7 +54,7 @@ assert decoded.split() == undo_rules(apply_rules(text)).split()
 # with the SentencePiece pieces above: whole words, a `\n` token for the line break, and no EOS per line.
 # %%
 from ulmfit.errors import UlmfitError
-from ulmfit.fastai_tokenizer import FastaiTokenizer
+from ulmfit.text.fastai_tokenizer import FastaiTokenizer
 
 try:
     words = FastaiTokenizer(["xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep", "xxup", "xxmaj"])
@@ -68,7 +68,7 @@ except UlmfitError as e:                    # spaCy is an optional extra: pip in
 # fits), read back memory-mapped, so even WikiText-103 never sits in Python lists. Document i is
 # `ids[offsets[i]:offsets[i+1]]`; each starts with BOS.
 # %%
-from ulmfit.corpus import load_corpus
+from ulmfit.text.corpus import load_corpus
 
 tokenizer.encode_corpus(docs["train"][:120], RUNS / "nb01-corpus" / "train")
 ids, offsets = load_corpus(RUNS / "nb01-corpus" / "train")
@@ -83,7 +83,7 @@ assert all(ids[o] == 2 for o in offsets[:-1])
 # `bptt` columns. Row b of window k+1 continues row b of window k, which is why the hidden state can be carried
 # from one batch to the next. In the picture each cell holds its position in the stream; the boxes are the windows.
 # %%
-from ulmfit.batching import LMBatches, fold_stream
+from ulmfit.text.batching import LMBatches, fold_stream
 
 toy = np.arange(26)
 folded = fold_stream(toy, 4)                                       # (4, 6): "24 25" (N mod B) are dropped
@@ -121,7 +121,7 @@ for k, (x, y) in enumerate(toy_batches):
 # AWD-LSTM §4.1: *"an element of the data may never be able to improve itself through backpropagation if it is always
 # the first element of a window."* Look for the two bumps.
 # %%
-from ulmfit.batching import sample_bptt_length
+from ulmfit.text.batching import sample_bptt_length
 
 rng = np.random.default_rng(0)
 lengths = [sample_bptt_length(70, rng) for _ in range(20_000)]

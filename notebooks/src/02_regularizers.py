@@ -2,7 +2,7 @@
 # # 02 · The AWD-LSTM regularisers, re-derived
 #
 # ULMFiT keeps every regulariser of the AWD-LSTM (Merity, Keskar & Socher 2017; ULMFiT §3.1). Each one is a few lines
-# of plain torch. Here each is written out by hand *for teaching only*, then checked against `ulmfit.regularizers`
+# of plain torch. Here each is written out by hand *for teaching only*, then checked against `ulmfit.model.regularizers`
 # with the same random generator, so both draw the same mask and must give the same numbers. The library never
 # imports anything from this notebook.
 #
@@ -26,7 +26,7 @@
 # %%
 from torch import nn
 
-from ulmfit.regularizers import dropout_mask
+from ulmfit.model.regularizers import dropout_mask
 
 
 def gen(seed=7):
@@ -50,7 +50,7 @@ print("values:", theirs.unique().tolist(), "| kept share:", (theirs > 0).float()
 # repeatedly use that locked dropout mask for all repeated connections within the forward and backward pass."* ulmfit applies it to the embeddings
 # (`dropout_input`), between LSTM layers (`dropout_hidden`) and on the last layer's output (`dropout_output`).
 # %%
-from ulmfit.regularizers import LockedDropout
+from ulmfit.model.regularizers import LockedDropout
 
 B, T, H = 2, 12, 16
 x = torch.randn(B, T, H)
@@ -86,7 +86,7 @@ plt.show()
 # %%
 import torch.nn.functional as F
 
-from ulmfit.regularizers import EmbeddingDropout
+from ulmfit.model.regularizers import EmbeddingDropout
 
 V, E = 20, 8
 embedding = nn.Embedding(V, E)
@@ -112,7 +112,7 @@ for w in dropped_words:
 # dropped for the entirety of the forward and backward pass."* Below,
 # an LSTM written as a loop over time (gate order i, f, g, o, as torch uses) runs with the dropped U by hand.
 # %%
-from ulmfit.regularizers import WeightDropLSTM
+from ulmfit.model.regularizers import WeightDropLSTM
 
 
 def lstm_by_hand(x, h, c, w_ih, w_hh, b_ih, b_hh):
@@ -164,7 +164,7 @@ print("eval mode equals torch.nn.LSTM")
 # $$\mathcal{L} = \mathcal{L}_{\text{CE}} + \alpha\, \overline{(m \odot h_t)^2}
 # + \beta\, \overline{(h_t - h_{t-1})^2} .$$
 # %%
-from ulmfit.regularizers import activation_penalty, temporal_penalty
+from ulmfit.model.regularizers import activation_penalty, temporal_penalty
 
 raw = torch.randn(4, 10, 8)                                                  # (B, T, H) last layer, before dropout
 dropped = LockedDropout(0.4).train()(raw, generator=gen())
@@ -190,7 +190,7 @@ print(f"AR {ar_by_hand:.3f}  TAR {tar_by_hand:.3f}  | TAR of a smooth sequence: 
 # %%
 from IPython.display import Markdown
 
-from ulmfit.dataspec import lm_documents
+from ulmfit.data.dataspec import lm_documents
 
 
 def word_slice(docs, n_words):

@@ -23,7 +23,7 @@
 # %%
 import dataclasses
 
-from ulmfit.awd_lstm import LanguageModel, layer_sizes
+from ulmfit.model.awd_lstm import LanguageModel, layer_sizes
 from ulmfit.config import preset
 
 config = dataclasses.replace(preset("tiny", "pretrain").model, vocab_size=1000)
@@ -49,7 +49,7 @@ for layer, (raw, dropped, (h, c)) in enumerate(zip(out.raw_outputs, out.dropped_
 # the second, gives exactly the outputs of reading it whole (in eval mode, where no dropout mask is drawn). This is
 # what the training loop relies on when it carries the state from one BPTT window to the next and detaches it.
 # %%
-from ulmfit.awd_lstm import detach_hidden
+from ulmfit.model.awd_lstm import detach_hidden
 
 model.eval()
 with torch.no_grad():
@@ -95,17 +95,17 @@ Markdown("\n".join(rows))
 # %% [markdown]
 # ## A tiny LM, trained for a few steps
 #
-# A plain loop (for teaching: `ulmfit.train.fit` is the real one) on 120 WikiText-2 articles: cross-entropy plus
+# A plain loop (for teaching: `ulmfit.train.loop.fit` is the real one) on 120 WikiText-2 articles: cross-entropy plus
 # AR and TAR, the hidden state carried across windows and detached, gradients clipped. Look for the loss falling
 # below ln(V) ≈ 6.9, the loss of a uniform guess.
 # %%
 import torch.nn.functional as F
 
-from ulmfit.batching import LMBatches
+from ulmfit.text.batching import LMBatches
 from ulmfit.config import TokenizerConfig
 from ulmfit.pipeline import DataSpec, lm_documents
-from ulmfit.regularizers import activation_penalty, temporal_penalty
-from ulmfit.tokenizer import Tokenizer
+from ulmfit.model.regularizers import activation_penalty, temporal_penalty
+from ulmfit.text.tokenizer import Tokenizer
 
 docs = lm_documents(DataSpec(dataset="wikitext2"))["train"][:120]
 tokenizer = Tokenizer.train(docs, TokenizerConfig(vocab_size=1000), RUNS / "nb03-tokenizer")

@@ -19,11 +19,11 @@
 # \end{cases},\qquad \eta_t = \eta_{max} \cdot \frac{1 + p\,(ratio - 1)}{ratio}$$
 #
 # §3.2: *"we would like the model to quickly converge to a suitable region of the parameter space in the beginning
-# of training and then refine its parameters."* `ulmfit.schedule.slanted_triangular_lr(step, total, lr)` is this
+# of training and then refine its parameters."* `ulmfit.train.schedule.slanted_triangular_lr(step, total, lr)` is this
 # formula line by line. One-cycle (fastai) warms up over 25% with half cosines and anneals to η_max/10⁴. Look at the
 # shapes and at where each peaks.
 # %%
-from ulmfit.schedule import discriminative_lrs, one_cycle_lr, slanted_triangular_lr
+from ulmfit.train.schedule import discriminative_lrs, one_cycle_lr, slanted_triangular_lr
 
 total = 1000
 steps = np.arange(total + 1)
@@ -56,9 +56,9 @@ import dataclasses
 
 from IPython.display import Markdown
 
-from ulmfit.awd_lstm import LanguageModel
+from ulmfit.model.awd_lstm import LanguageModel
 from ulmfit.config import preset
-from ulmfit.schedule import param_groups
+from ulmfit.train.schedule import param_groups
 
 cfg = preset("tiny", "finetune")
 lm = LanguageModel(dataclasses.replace(cfg.model, vocab_size=1000))
@@ -133,11 +133,11 @@ plt.show()
 #
 # ## What fine-tuning does to the LM's text
 #
-# The same prompts, sampled from the pretrained LM and from the fine-tuned one (`ulmfit.inference.generate`,
+# The same prompts, sampled from the pretrained LM and from the fine-tuned one (`ulmfit.predict.generate`,
 # temperature 0.7, top-k 40, the same seed for both models). Look for Wikipedia's register before and headline style
 # (Title Case, "You", numbers, short lines) after.
 # %%
-from ulmfit.inference import generate, load_language_model
+from ulmfit.predict import generate, load_language_model
 
 lms = {"pretrained (WikiText-2)": load_language_model(pre_dir), "fine-tuned (headlines)": load_language_model(ft_dir)}
 for seed, prompt in enumerate(["This Is Why", "The president of", "17 Things"]):

@@ -17,7 +17,7 @@
 # hidden state of the model."* In a right-padded batch the padding must not win the max, dilute the mean or be taken
 # as the last state. Check that pooling a padded batch gives what pooling each document alone gives.
 # %%
-from ulmfit.classifier import masked_concat_pool
+from ulmfit.model.classifier import masked_concat_pool
 
 outputs = torch.randn(3, 7, 4)                                      # (B, T, E), documents of length 7, 4 and 2
 lengths = torch.tensor([7, 4, 2])
@@ -36,7 +36,7 @@ print("pooled", tuple(pooled.shape), "= [last | max | mean]; padded batch == eac
 # %%
 import dataclasses
 
-from ulmfit.classifier import TextClassifier
+from ulmfit.model.classifier import TextClassifier
 from ulmfit.config import preset
 
 cfg = preset("tiny", "classify")
@@ -63,7 +63,7 @@ Markdown("\n".join(["| document | length | logits, padded batch | logits, alone 
 # without a graph (no activations kept), so memory is bounded by `max_len`, not by the document length. The
 # picture comes from `encode_in_chunks` itself (bptt = 5, max_len = 6).
 # %%
-from ulmfit.classifier import encode_in_chunks
+from ulmfit.model.classifier import encode_in_chunks
 
 lengths = torch.tensor([23, 18, 16])
 tokens = torch.zeros(3, 23, dtype=torch.long)
@@ -99,7 +99,7 @@ plt.show()
 # (feature extraction), "chain-thaw" (Felbo et al. 2017) one group at a time, then all. Here for the paper's
 # 3-layer classifier (5 groups) over 6 epochs.
 # %%
-from ulmfit.schedule import unfreeze_plan
+from ulmfit.train.schedule import unfreeze_plan
 
 group_names = ["embedding", "lstm_0", "lstm_1", "lstm_2", "head"]
 strategies = ["gradual", "full", "frozen", "chain-thaw"]
@@ -137,7 +137,7 @@ print("test accuracy", round(meta["results"]["test_accuracy"], 4))
 # `TextClassifier.from_pretrained` rebuilds the model from the run dir (config + state_dict + tokenizer);
 # `predict_proba` tokenizes, batches by length and returns probabilities in the input order.
 # %%
-from ulmfit.classifier import TextClassifier
+from ulmfit import TextClassifier              # the classifier with from_pretrained and predict (ulmfit/predict.py)
 
 model = TextClassifier.from_pretrained(clf_dir, baseline=False)    # ulmfit alone, without the TF-IDF mean
 headlines = ["You Won't Believe What This Cat Did Next", "Senate Passes Budget Bill After Long Debate",
@@ -158,7 +158,7 @@ for text, p in zip(headlines, probs):
 # {\partial x_i}, \qquad \sum_i \mathrm{IG}_i \approx F(x) - F(x').$$
 # %%
 from IPython.display import HTML, display
-from ulmfit import explain
+from ulmfit.analysis import explain
 
 for text in headlines[:2]:
     expl = explain.attributions(model, text, steps=32)

@@ -79,7 +79,7 @@ def labelled_subset(dataset, n_train, n_valid=None, n_test=None, subset=None):
         return DataSpec(dataset=dataset)
     import csv
 
-    from ulmfit.datasets import load_labelled
+    from ulmfit.data.download import load_labelled
     folder = RUNS / f"{dataset}-subset-{n_train}-{n_valid}-{n_test}"
     paths = {split: folder / f"{split}.csv" for split in ("train", "valid", "test")}
     if not all(p.is_file() for p in paths.values()):

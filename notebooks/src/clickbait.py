@@ -225,7 +225,7 @@ Markdown("Test accuracy, mean ± std over 3 seeds:\n\n" + "\n".join(rows))
 # `load_classifier` + `classifier_proba` on test headlines: the most confident of each class and the model's
 # most confident mistakes.
 # %%
-from ulmfit.inference import classifier_proba, load_classifier
+from ulmfit.predict import classifier_proba, load_classifier
 
 model = load_classifier(results["gradual"]["dir"])
 p_click = classifier_proba(model, test_texts)[:, model.label_names.index("clickbait")]

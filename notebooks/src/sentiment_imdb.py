@@ -67,7 +67,7 @@ for direction, backwards in DIRECTIONS.items():
 # their class probabilities (each run dir knows its direction and reverses the texts itself). Look at whether the
 # ensemble beats both of its members (when both directions were trained).
 # %%
-from ulmfit.inference import ensemble_proba
+from ulmfit.predict import ensemble_proba
 
 clf_dirs = {}
 for direction, backwards in DIRECTIONS.items():
@@ -157,7 +157,7 @@ for name, run in rt_runs.items():
 # ### From reviews to sentences: distant supervision
 #
 # The IMDb classifier read 250-word reviews; Rotten Tomatoes holds single sentences, on which it leans to "pos".
-# `ulmfit.distant` cuts labelled reviews into sentences that inherit their review's label: a large, noisy,
+# `ulmfit.data.distant` cuts labelled reviews into sentences that inherit their review's label: a large, noisy,
 # sentence-level task in the target's format. Most sentences of a negative review are negative, but the plot summary
 # is not; one way to drop such noise is to keep only the sentences on which the review classifier agrees with the
 # inherited label (p ≥ 0.7, the `agree` source below). A classifier trained on 120k such sentences is then the
@@ -167,8 +167,8 @@ for name, run in rt_runs.items():
 # reviews and drops opinionated sentences that it misreads. Two other sources measured better on RT: sentences of
 # reviews rated 1-2 or 9-10 stars, and sentences of unlabelled reviews the classifier labels with p ≥ 0.95.
 # %%
-from ulmfit.distant import agreement, sentences_with_labels
-from ulmfit.inference import classifier_proba, load_classifier
+from ulmfit.data.distant import agreement, sentences_with_labels
+from ulmfit.predict import classifier_proba, load_classifier
 
 review_model = load_classifier(clf_dirs["forward"])
 negative, positive = review_model.label_names          # "neg"/"pos" (imdb) or "negative"/"positive" (QUICK)
@@ -204,7 +204,7 @@ print(subprocess.run(["make", "-n", "-C", "..", "classify", "DATASET=imdb", "PRE
 # text that *precedes* a given ending. Look for review vocabulary; at QUICK scale (a tiny LM with a 1,000-piece
 # vocabulary) expect mostly fragments of words, which is what a per-token perplexity in the hundreds looks like.
 # %%
-from ulmfit.inference import generate, load_language_model
+from ulmfit.predict import generate, load_language_model
 
 lm = load_language_model(lm_dirs["forward"])
 for seed, prompt in enumerate(["This movie was", "The acting", "I would not recommend"]):

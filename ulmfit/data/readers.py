@@ -1,0 +1,484 @@
+"""Step 0 of the pipeline for a user's own data: files -> texts (+ string labels), with one-line errors.
+
+Formats (issue 2, "A user's own data"):
+- CSV / TSV with a header: `text_cols` (one or several columns, joined with "\\n") and `label_col`; a .csv whose
+  header line is tab-separated (or a .tsv comma-separated) is read as what it is, with a one-line warning;
+- JSONL: one object per line with the same keys;
+- a folder per class (the aclImdb layout `root/<label>/*.txt`; an `unsup/` folder is skipped);
+- plain-text files for LM corpora (`read_text_files`).
+Any of the files may be compressed (.gz, .xz, .bz2). Labels are kept as strings; mapping them to ids is the
+classifier's job. Everything the user can get wrong raises `UlmfitError` with a one-line message.
+"""
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import lzma
+import sys
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import UlmfitError
+
+_OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))        # reviews can be longer than csv's 128 kB default
+
+
+def _base_suffix(path: Path) -> str:
+    """The format suffix under any compression suffix: data.csv.gz -> .csv."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _OPENERS:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def read_utf8(path) -> str:
+    """The whole (decompressed) file as str; a bad byte is reported with its offset and line number."""
+    path = Path(path)
+    if not path.exists():
+        raise UlmfitError(f"no such file: {path}")
+    if path.is_dir():
+        raise UlmfitError(f"{path} is a folder, expected a file")
+    opener = _OPENERS.get(path.suffix.lower(), open)
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise UlmfitError(f"cannot read {path}: {e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UlmfitError(f"{path} is not UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} "
+                          f"(line {line}); re-save it as UTF-8") from None
+    return text[1:] if text.startswith("\ufeff") else text        # drop a BOM (Excel writes one)
+
+
+def read_labelled_file(path, text_cols: str | Sequence[str] = "text", label_col: str | None = "label",
+                       need_two_classes: bool = True) -> tuple[list[str], list[str]]:
+    """(texts, labels) from a CSV/TSV/JSONL file or a folder per class; see the module docstring.
+    `label_col=None` reads texts only (for LM text or prediction): labels are then [] and not checked.
+    `need_two_classes` refuses a file of one class, which cannot train a classifier; pass False for test or
+    validation data (one class is legitimate there) or for one of several training files."""
+    path = Path(path)
+    texts, labels, _ = _read_columns(path, text_cols, label_col)
+    if label_col is None:
+        labels = []
+    _check_labelled(path, texts, labels, need_labels=label_col is not None, need_two_classes=need_two_classes)
+    return texts, labels
+
+
+def read_for_prediction(path, text_cols: str | Sequence[str] = "text") -> tuple[list[str], list[dict], list[str]]:
+    """(texts, rows, header) for `ulmfit predict --file`: the texts to classify and every column of each input
+    row, which the predictions file keeps. A folder per class gives the columns text and label (the folder name);
+    a .txt file gives one text per non-empty line, in the column text."""
+    path = Path(path)
+    if path.is_file() and _base_suffix(path) == ".txt":
+        texts = read_text_files([path], split="line")
+        return texts, [{"text": t} for t in texts], ["text"]
+    texts, labels, table = _read_columns(path, text_cols, None)
+    _check_labelled(path, texts, [], need_labels=False, need_two_classes=False)
+    if table is None:
+        table = [{"text": t, "label": y} for t, y in zip(texts, labels)], ["text", "label"]
+    return texts, table[0], table[1]
+
+
+def read_table(path) -> tuple[list[dict], list[str]]:
+    """(rows, header) of a CSV/TSV/JSONL file: every column of every row, as the file has them."""
+    path = Path(path)
+    kind = _base_suffix(path)
+    if kind in (".csv", ".tsv"):
+        return _read_csv(path, "\t" if kind == ".tsv" else ",")
+    if kind in (".jsonl", ".ndjson"):
+        return _read_jsonl(path)
+    if not path.exists():
+        raise UlmfitError(f"no such file: {path}")
+    raise UlmfitError(f"{path}: unknown format {kind or '(no suffix)'}; use .csv, .tsv, .jsonl or a folder per class")
+
+
+def _read_columns(path: Path, text_cols, label_col) -> tuple[list[str], list[str], tuple | None]:
+    """(texts, labels, (rows, header)) of a file; a folder per class gives its folder names and no table."""
+    if not path.exists():
+        raise UlmfitError(f"no such file or folder: {path}")
+    cols = [text_cols] if isinstance(text_cols, str) else list(text_cols)
+    if not cols:
+        raise UlmfitError("give at least one text column")
+    if path.is_dir():
+        return (*_read_class_folders(path), None)
+    rows, header = read_table(path)
+    for col in cols + ([label_col] if label_col is not None else []):
+        if col not in header:
+            raise UlmfitError(f"{path} has no column {col!r}; available columns: {', '.join(map(str, header))}")
+    texts = ["\n".join(_cell(row.get(c)) for c in cols) for row in rows]
+    labels = [_cell(row.get(label_col)).strip() for row in rows] if label_col is not None else []
+    return texts, labels, (rows, header)
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _read_csv(path: Path, delimiter: str) -> tuple[list[dict], list[str]]:
+    """A header line with the other delimiter and none of this one (a TSV named .csv, or the reverse) is read
+    with the other delimiter, with a one-line warning: a one-column table whose name holds tabs is never meant."""
+    text = read_utf8(path)
+    if not text.strip():
+        raise UlmfitError(f"{path} is empty")
+    header_line, other = text.split("\n", 1)[0], "," if delimiter == "\t" else "\t"
+    if delimiter not in header_line and other in header_line:
+        looks, lacks, kind = ("tab", "comma", "TSV") if other == "\t" else ("comma", "tab", "CSV")
+        warnings.warn(f"{path} looks {looks}-separated (its header line has {looks}s and no {lacks}s): reading it "
+                      f"as {kind}; rename it .{kind.lower()}", stacklevel=2)
+        delimiter = other
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    except csv.Error as e:
+        raise UlmfitError(f"{path}: bad CSV: {e}") from None
+    if not rows:
+        raise UlmfitError(f"{path} has a header but no rows")
+    return rows, header
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict], list[str]]:
+    rows, header = [], {}
+    for i, line in enumerate(read_utf8(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UlmfitError(f"{path} line {i} is not valid JSON: {e.msg}") from None
+        if not isinstance(row, dict):
+            raise UlmfitError(f"{path} line {i}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+        header.update(dict.fromkeys(row))
+    if not rows:
+        raise UlmfitError(f"{path} is empty")
+    return rows, list(header)
+
+
+def _read_class_folders(root: Path) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    classes = sorted(p for p in root.iterdir()
+                     if p.is_dir() and not p.name.startswith(".") and p.name != "unsup")
+    if not classes:
+        raise UlmfitError(f"{root} has no sub-folders: expected one folder per class (root/<label>/*.txt)")
+    for folder in classes:
+        for file in sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")):
+            texts.append(read_utf8(file))
+            labels.append(folder.name)
+    if not texts:
+        raise UlmfitError(f"{root}: the class folders hold no files")
+    return texts, labels
+
+
+def _check_labelled(path: Path, texts: list[str], labels: list[str], need_labels: bool,
+                    need_two_classes: bool) -> None:
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise UlmfitError(f"{path}: {len(empty)} example(s) have an empty text (first: example "
+                          f"{empty[0] + 1}); remove them or pick another --text-col")
+    if not need_labels:
+        return
+    no_label = [i for i, label in enumerate(labels) if not label]
+    if no_label:
+        raise UlmfitError(f"{path}: {len(no_label)} example(s) have no label "
+                          f"(first: example {no_label[0] + 1})")
+    classes = sorted(set(labels))
+    if need_two_classes and len(classes) < 2:
+        raise UlmfitError(f"{path}: every example has the label {classes[0]!r}; a classifier needs at least "
+                          "two classes")
+
+
+def read_text_files(paths, split: str = "file") -> list[str]:
+    """Documents from plain-text files (folders are searched for *.txt): one per file, non-empty line, or
+    blank-line-separated paragraph (`split` = "file" | "line" | "blank")."""
+    if split not in ("file", "line", "blank"):
+        raise UlmfitError(f"split={split!r}: choose file, line or blank")
+    files: list[Path] = []
+    for p in [paths] if isinstance(paths, (str, Path)) else list(paths):
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*.txt") if f.is_file())
+            if not found:
+                raise UlmfitError(f"{p} holds no .txt files")
+            files += found
+        else:
+            files.append(p)
+    if not files:
+        raise UlmfitError("no text files given")
+    docs: list[str] = []
+    for f in files:
+        text = read_utf8(f).replace("\r\n", "\n")
+        docs += _split_text(text, split)
+    if not docs:
+        where = files[0] if len(files) == 1 else "the text files"
+        raise UlmfitError(f"{where}: no text (every file is empty)")
+    return docs
+
+
+def _split_text(text: str, split: str) -> Iterable[str]:
+    if split == "file":
+        return [text.strip("\n")] if text.strip() else []
+    if split == "line":
+        return [line for line in text.split("\n") if line.strip()]
+    return [p.strip("\n") for p in text.split("\n\n") if p.strip()]
+
+
+# ---- the registered datasets' own formats (called by datasets.DATASETS[name].reader) -----------------------
+# Each reader takes the folder `datasets.fetch` returned and accepts both forms: the mirror files
+# (../shared/data/<name>/, recompressed copies) and the upstream release (archives, as downloaded).
+
+class ArticleStream:
+    """WikiText split as a re-iterable stream of articles (a new article starts at a top-level ` = Title = `),
+    each with its non-empty lines stripped; the file is re-opened on every pass, never held in memory."""
+
+    def __init__(self, path: Path, member: str | None = None):
+        self.path, self.member = path, member
+
+    def _lines(self):
+        import zipfile
+        if self.member is None:
+            with gzip.open(self.path, "rt", encoding="utf-8") as f:
+                yield from f
+        else:
+            with zipfile.ZipFile(self.path) as z, z.open(self.member) as raw:
+                yield from io.TextIOWrapper(raw, encoding="utf-8")
+
+    def __iter__(self):
+        doc: list[str] = []
+        for line in self._lines():
+            s = line.strip()
+            if s.startswith("= ") and s.endswith(" =") and not s.startswith("= ="):
+                if doc:
+                    yield "\n".join(doc)
+                doc = []
+            doc.append(s)     # blank lines too: each is an end-of-line in the per-word count (217,646 valid)
+        if doc:
+            yield "\n".join(doc)
+
+
+def read_wikitext(folder: Path, version: str, lazy: bool = False) -> dict:
+    """{"train", "valid", "test"} -> articles, from wiki.*.tokens.gz (mirror) or the upstream zip."""
+    out = {}
+    for split in ("train", "valid", "test"):
+        if (folder / f"wiki.{split}.tokens.gz").is_file():
+            stream = ArticleStream(folder / f"wiki.{split}.tokens.gz")
+        else:
+            stream = ArticleStream(folder / f"wikitext-{version}-v1.zip",
+                                   f"wikitext-{version}/wiki.{split}.tokens")
+        out[split] = stream if lazy else list(stream)
+    return out
+
+
+def read_ptb(folder: Path) -> dict:
+    """PTB has no document boundaries: each split is one document, one sentence per line (EOS after each)."""
+    out = {}
+    for split in ("train", "valid", "test"):
+        name = f"ptb.{split}.txt"
+        text = read_utf8(folder / (name + ".gz") if (folder / (name + ".gz")).is_file() else folder / name)
+        out[split] = ["\n".join(s for s in (line.strip() for line in text.split("\n")) if s)]
+    return out
+
+
+def read_imdb(folder: Path, ratings: bool = False) -> dict:
+    """{"train", "test"} -> (texts, "neg"/"pos"), {"unsup"} -> (50k texts, "unsup"); sorted by label, id.
+    With `ratings`, each split is (texts, labels, star ratings) (1-4 neg, 7-10 pos, 0 unsup)."""
+    import lzma as _lzma
+    rows: dict[str, list] = {"train": [], "test": [], "unsup": []}
+    if (folder / "train.csv.xz").is_file():
+        for split in rows:
+            with _lzma.open(folder / f"{split}.csv.xz", "rt", encoding="utf-8", newline="") as f:
+                rows[split] = [(r["label"], int(r["id"]), r["text"], int(r["rating"])) for r in csv.DictReader(f)]
+    else:
+        import re
+        import tarfile
+        pattern = re.compile(r"aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+        with tarfile.open(folder / "aclImdb_v1.tar.gz", "r:gz") as tar:
+            for member in tar:                 # one sequential pass over the 100k files, nothing extracted
+                m = pattern.match(member.name)
+                if m:
+                    split = "unsup" if m.group(2) == "unsup" else m.group(1)
+                    text = tar.extractfile(member).read().decode("utf-8")
+                    rows[split].append((m.group(2), int(m.group(3)), text, int(m.group(4))))
+    out = {}
+    for split, r in rows.items():
+        r.sort(key=lambda row: row[:2])
+        out[split] = ([row[2] for row in r], [row[0] for row in r]) + (([row[3] for row in r],) if ratings else ())
+    return out
+
+
+def read_imdb_sample(folder: Path) -> dict:
+    """fastai's IMDB_SAMPLE: is_valid=False -> "train" (800), True -> "test" (200); negative/positive."""
+    if (folder / "texts.csv.gz").is_file():
+        text = read_utf8(folder / "texts.csv.gz")
+    elif (folder / "texts.csv").is_file():
+        text = read_utf8(folder / "texts.csv")
+    else:
+        import tarfile
+        with tarfile.open(folder / "imdb_sample.tgz") as tar:
+            text = tar.extractfile("imdb_sample/texts.csv").read().decode("utf-8")
+    out: dict = {"train": ([], []), "test": ([], [])}
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        texts, labels = out["test" if row["is_valid"] == "True" else "train"]
+        texts.append(row["text"])
+        labels.append(row["label"])
+    return out
+
+
+def read_line_labelled(folder: Path, files: dict[str, tuple[str, ...]], archive: str | None = None,
+                       members: dict[str, str] | None = None) -> dict:
+    """One text per non-empty line, labelled by its file: {"train": (texts, labels)} (no official split).
+    `files` maps label -> candidate file names (first found wins); otherwise label -> `members[label]` inside
+    the upstream archive `archive`: a tarball of 8-bit (cp1252) text, decoded as such, or a zip of UTF-8 text."""
+    texts, labels = [], []
+    for label, names in files.items():
+        found = [folder / n for n in names if (folder / n).is_file()]
+        if found:
+            text = read_utf8(found[0])
+        elif archive.endswith(".zip"):               # NLTK's packaging (SUBJ): already UTF-8
+            import zipfile
+            with zipfile.ZipFile(folder / archive) as z:
+                text = z.read(members[label]).decode("utf-8")
+        else:
+            import tarfile
+            with tarfile.open(folder / archive) as tar:
+                text = tar.extractfile(members[label]).read().decode("cp1252", errors="replace")
+        lines = [s for s in (line.strip() for line in text.split("\n")) if s]
+        texts += lines
+        labels += [label] * len(lines)
+    return {"train": (texts, labels)}
+
+
+# ---- wikipedia_2015: 65M words of raw English Wikipedia (a WikiText-103 stand-in for LM pretraining) -----------
+WIKI_REMOVED = ("American Beauty (1999 film)",)     # also in WikiText's valid/test split: never pretrain on it
+WIKI_MIN_WORDS = 50
+WIKI_VALID_EVERY = 250      # document k is validation when k % 250 == 125: ~105 whole articles, spread over shards
+
+
+class WikiDocuments:
+    """wikipedia_2015 as a re-iterable stream of documents (title line, then one paragraph per line), read from
+    either form of the corpus and never held in memory: the mirror's 4 gzip shards (documents separated by one
+    blank line) or the upstream WikiExtractor files (`<doc ...>` blocks), which are processed on the fly as the
+    mirror was made. Both forms give the same 26,284 documents, byte for byte, once each line is stripped of the
+    whitespace at its ends and whitespace-only lines are dropped, which is what this reader does for both
+    (benchmarks/results/wikipedia_2015.txt). `part` picks "train", "valid" (every WIKI_VALID_EVERY-th document, offset by half) or
+    "all"."""
+
+    def __init__(self, files: Sequence[Path], part: str = "all", upstream: bool = False):
+        if part not in ("train", "valid", "all"):
+            raise ValueError(part)
+        self.files, self.part, self.upstream = list(files), part, upstream
+
+    def _all(self):
+        for path in self.files:
+            if self.upstream:
+                yield from wikiextractor_documents(_open_text(path))
+            else:
+                with gzip.open(path, "rt", encoding="utf-8", newline="\n") as f:
+                    doc: list[str] = []
+                    for raw in f:
+                        line = raw.strip()      # as the upstream path: whitespace at line ends is not text
+                        if line:
+                            doc.append(line)
+                        elif raw == "\n" and doc:      # one empty line ends a document (a " " line does not)
+                            yield "\n".join(doc)
+                            doc = []
+                    if doc:
+                        yield "\n".join(doc)
+
+    def __iter__(self):
+        half = WIKI_VALID_EVERY // 2
+        for k, doc in enumerate(self._all()):
+            is_valid = k % WIKI_VALID_EVERY == half
+            if self.part == "all" or (self.part == "valid") == is_valid:
+                yield doc
+
+
+def _open_text(path: Path):
+    with open(path, encoding="utf-8", newline="\n") as f:
+        yield from f
+
+
+def wikiextractor_documents(lines: Iterable[str]):
+    """WikiExtractor output (`<doc id=.. url=.. title="T">`, the title line, paragraphs, `</doc>`) -> documents
+    as the mirror holds them: the title line first, then the paragraphs; blank lines dropped, and documents whose
+    paragraphs hold fewer than WIKI_MIN_WORDS words (the title not counted) and the WIKI_REMOVED articles left out."""
+    doc: list[str] | None = None
+    title = None
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if line.startswith("<doc ") and line.endswith(">"):
+            start = line.find(' title="')
+            title = line[start + 8:-2] if start >= 0 else None
+            doc = []
+        elif line == "</doc>":
+            if doc and title not in WIKI_REMOVED and sum(len(s.split()) for s in doc[1:]) >= WIKI_MIN_WORDS:
+                yield "\n".join(doc)
+            doc = None
+        elif doc is not None and line.strip():
+            doc.append(line.strip())          # the first line is the title, as WikiExtractor writes it
+
+
+def read_wikipedia_2015(folder: Path) -> dict:
+    """{"train", "valid"} -> `WikiDocuments` streams (no test split: pretraining data is never scored; the LMs
+    are compared on WikiText-2's test split)."""
+    shards = sorted(folder.glob("wiki-*.txt.gz"))
+    upstream = not shards
+    files = shards or sorted(p for p in folder.glob("*_wiki_*") if p.is_file())
+    if not files:
+        raise UlmfitError(f"{folder} holds neither the mirror's wiki-*.txt.gz shards nor the upstream files")
+    return {part: WikiDocuments(files, part, upstream) for part in ("train", "valid")}
+
+
+def read_tweeteval(folder: Path) -> dict:
+    """TweetEval's official train / val / test: one tweet per line in `{split}_text.txt`, its label id on the
+    same line of `{split}_labels.txt`, named by `mapping.txt` ("0<TAB>name"). Tweets are stripped of the space
+    every line ends with."""
+    def lines(name: str) -> list[str]:
+        path = folder / f"{name}.gz" if (folder / f"{name}.gz").is_file() else folder / name
+        return read_utf8(path).split("\n")
+    names = dict(line.split("\t", 1) for line in lines("mapping.txt") if line.strip())
+    out = {}
+    for split, ours in (("train", "train"), ("val", "valid"), ("test", "test")):
+        texts = lines(f"{split}_text.txt")
+        labels = [s.strip() for s in lines(f"{split}_labels.txt")]
+        if texts and not texts[-1] and labels and not labels[-1]:
+            texts, labels = texts[:-1], labels[:-1]                # the final newline
+        if len(texts) != len(labels):
+            raise UlmfitError(f"{folder}: {split}_text.txt has {len(texts)} lines but {split}_labels.txt "
+                              f"{len(labels)}")
+        out[ours] = ([t.strip() for t in texts], [names[y] for y in labels])
+    return out
+
+
+def read_20newsgroups(folder: Path) -> dict:
+    """20 Newsgroups bydate, official train / test: the mirror's `label,id,text` CSV shards, or the upstream
+    `20news-bydate.tar.gz` (one post per file, decoded as Latin-1 as scikit-learn does). Sorted by label, id."""
+    out = {}
+    for split in ("train", "test"):
+        rows = []
+        shards = sorted(folder.glob(f"{split}-*.csv.gz"))
+        if shards:
+            for shard in shards:
+                with gzip.open(shard, "rt", encoding="utf-8", newline="") as f:
+                    rows += [(r["label"], int(r["id"]), r["text"]) for r in csv.DictReader(f)]
+        else:
+            import re
+            import tarfile
+            pattern = re.compile(rf"20news-bydate-{split}/([^/]+)/(\d+)$")
+            with tarfile.open(folder / "20news-bydate.tar.gz", "r:gz") as tar:
+                for member in tar:
+                    m = pattern.match(member.name)
+                    if m and member.isfile():
+                        rows.append((m.group(1), int(m.group(2)),
+                                     tar.extractfile(member).read().decode("latin-1")))
+        rows.sort(key=lambda r: r[:2])
+        out[split] = ([r[2] for r in rows], [r[0] for r in rows])
+    return out
