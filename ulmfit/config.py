@@ -45,6 +45,8 @@ class TokenizerConfig:
     character_coverage: float = 0.9999
     max_sentences: int = 2_000_000       # lines sampled to train SentencePiece (memory bound)
     min_freq: int = 3                    # fastai kind: words seen fewer times become xxunk (fastai's default)
+    fastai_rules: str = "fastai_v2"      # fastai kind: fastai_v2's rules, or fastai_v1's (what wt103-fwd/bwd were
+                                         # trained with; imports of them choose it, fastai_tokenizer.py)
 
 
 @dataclass
@@ -206,6 +208,7 @@ def preset(name: str, stage: str) -> StageConfig:
 # ---- typed overrides: --set field=value -------------------------------------------------------------------
 _CHOICES = {
     "model_type": ("unigram", "bpe", "word", "fastai"),
+    "fastai_rules": ("fastai_v2", "fastai_v1"),
     "schedule": ("stlr", "one_cycle", "constant"),
     "strategy": ("gradual", "full", "frozen", "chain-thaw"),
     "precision": ("fp32", "bf16", "fp16"),
