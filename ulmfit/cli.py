@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--preset", default="paper", choices=PRESET_NAMES,
                     help="the architecture the weights must fit (default: paper, the published model's)")
     li.add_argument("--backwards", action="store_true", help="the model reads text backwards (wt103-bwd)")
+    li.add_argument("--rules", default="auto", choices=("auto", "fastai_v1", "fastai_v2"),
+                    help="the tokenization rules the model was trained with (default auto: fastai_v1 for a file "
+                         "saved by fastai v1, as wt103's, else fastai_v2)")
     li.add_argument("--force", action="store_true", help="overwrite --out if it holds a run")
     le = _command(lsub, "export", "a pretrain/finetune run dir with fastai's tokenizer -> files fastai loads",
                   "ulmfit lm export --fastai runs/ft --out fastai_files/")

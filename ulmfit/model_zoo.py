@@ -41,6 +41,7 @@ class PretrainedSpec:
     archive: Remote
     backwards: bool
     preset: str = "paper"
+    rules: str = "fastai_v1"          # the tokenization rules the model was trained with (fastai 1.0.53's)
 
 
 def _wt103(direction: str, key: str, size: int, head_md5: str) -> PretrainedSpec:
@@ -168,7 +169,7 @@ def download_pretrained(name, out_dir: Path, sha256: str | None = None, force: b
     weights, vocab, names = read_model_files(path)
     provenance = {"source": spec.name, "url": spec.archive.urls[0], "file": str(path),
                   "archive_sha256": datasets.sha256_file(path) if path.is_file() else None}
-    result = import_fastai(weights, vocab, out_dir, spec.preset, spec.backwards, force, provenance, names)
+    result = import_fastai(weights, vocab, out_dir, spec.preset, spec.backwards, force, provenance, names, spec.rules)
     return {**result, "pretrained": spec.name, "archive_sha256": provenance["archive_sha256"]}
 
 
@@ -196,12 +197,13 @@ def resolve_pretrained(path_or_name) -> Path:
 
 
 def import_files(weights: Path, vocab: Path, out_dir: Path, preset_name: str = "paper", backwards: bool = False,
-                 force: bool = False) -> dict:
-    """`ulmfit lm import --fastai WEIGHTS.pth VOCAB.pkl --out DIR`: files a user already has -> a run dir."""
+                 force: bool = False, rules: str | None = None) -> dict:
+    """`ulmfit lm import --fastai WEIGHTS.pth VOCAB.pkl --out DIR`: files a user already has -> a run dir
+    (`rules`: the fastai rule set; None = from the file's layout, see import_fastai)."""
     for p in (weights, vocab):
         if not Path(p).is_file():
             raise UlmfitError(f"{p} does not exist")
     data_w, data_v = Path(weights).read_bytes(), Path(vocab).read_bytes()
     provenance = {"file": str(weights), "vocab_file": str(vocab)}
     return import_fastai(data_w, data_v, out_dir, preset_name, backwards, force, provenance,
-                         (str(weights), str(vocab)))
+                         (str(weights), str(vocab)), rules)
