@@ -1,7 +1,7 @@
 """Make tests/fixtures/fastai1_tokens.json.gz: real texts and the tokens fastai 1.0.53 itself gives them (issue 29).
 
     python -m venv --system-site-packages /tmp/fa1 && /tmp/fa1/bin/pip install --no-deps fastai==1.0.53 pandas fastprogress
-    PYTHONPATH=. ULMFIT_MIRROR=/work/shared/data /tmp/fa1/bin/python benchmarks/fastai1_fixtures.py
+    PYTHONPATH=. ULMFIT_MIRROR=/work/shared/data /tmp/fa1/bin/python benchmarks/fastai1_fixtures.py [--out FILE]
 
 fastai 1.0.53 is the version that trained the published wt103-fwd/bwd (June 2019). It is run unmodified, through
 the path its data block API takes (`TokenizeProcessor.process`: `_join_texts` puts "xxbos " in front, then
@@ -96,6 +96,7 @@ def load_sources(seed: int = 0) -> dict[str, list[str]]:
 
 
 def main() -> None:
+    out = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else OUT   # e.g. a spaCy 2 run's
     tok = Tokenizer(n_cpus=1)
     run = lambda texts: tok.process_all(_join_texts(texts))          # noqa: E731 (TokenizeProcessor.process)
     sources = load_sources()
@@ -114,10 +115,10 @@ def main() -> None:
         "sources": {name: [{"text": t, "tokens": toks} for t, toks in zip(texts, run(texts))]
                     for name, texts in sources.items()},
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_bytes(gzip.compress(json.dumps(record, ensure_ascii=False).encode("utf-8"), mtime=0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(gzip.compress(json.dumps(record, ensure_ascii=False).encode("utf-8"), mtime=0))
     n = sum(len(v) for v in record["sources"].values())
-    print(f"{OUT}: {n} texts, {OUT.stat().st_size / 1e3:.0f} kB; fastai {fastai.__version__}, spaCy {spacy.__version__}")
+    print(f"{out}: {n} texts, {out.stat().st_size / 1e3:.0f} kB; fastai {fastai.__version__}, spaCy {spacy.__version__}")
 
 
 if __name__ == "__main__":
