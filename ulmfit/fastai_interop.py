@@ -17,7 +17,11 @@ wt103-fwd/bwd were trained with fastai 1.0.53), else v2's; `rules=` chooses them
 
 The vocabulary is a pickle (a list of str). Unpickling runs code named in the file, so it is read by an unpickler
 that admits no global at all: a list of str needs none, and a file that names one is refused before anything runs.
-The weights are read with `torch.load(weights_only=True)`, which admits tensors and containers only.
+The weights are read with `torch.load(weights_only=True)`, which admits tensors and containers only. A 2019 file
+(wt103's) is torch's legacy, pre-1.6 non-zip serialization, likely saved on a GPU: its storages are tagged
+"cuda:0", and `map_location="cpu"` makes torch put them in CPU memory instead of needing CUDA; shared storages and
+views into cuDNN's flat LSTM buffer come back as views, fp32 stays fp32 (bit for bit), and loading into our model
+copies each weight into a tensor of its own (tests/test_fastai_legacy_format.py).
 """
 from __future__ import annotations
 
