@@ -1,4 +1,11 @@
-"""The published pretrained language models (ULMFiT §3.1's WikiText-103 AWD-LSTM), fetched and imported.
+"""The published pretrained language models (fastai's WikiText-103 AWD-LSTM, ULMFiT §3.1's kind), fetched and imported.
+
+What they are: fastai's 2019 retrain on WikiText-103 (fastai 1.0.53, June 2019: its CHANGES.md moved the default
+AWD-LSTM to 1152 hidden and released these models; 60,000-word vocabulary), tokenized with fastai v1's rules (so
+imports select the `fastai_v1` rule set). With them fastai reproduced the paper's IMDb accuracy, 95.4% (fastai1
+`examples/ULMFit.ipynb`); no other figure of the paper is known to have been reproduced with them. They are not
+the paper's own LM (fastai 0.7's `fwd_wt103.h5`, 1150 hidden). No licence for the weights is stated by fastai
+(not in fastai 1.0.53's datasets.py or docs, nor fastdownload's urls.py); fastai's Apache-2.0 licence covers its code.
 
 `PRETRAINED` maps a name to a `PretrainedSpec`, built as the dataset registry is (registry.py): upstream URLs,
 size, licence, citation, a cache (`$ULMFIT_CACHE/<name>/`), a mirror (`$ULMFIT_MIRROR/<name>/` holding the
@@ -47,10 +54,14 @@ class PretrainedSpec:
 def _wt103(direction: str, key: str, size: int, head_md5: str) -> PretrainedSpec:
     return PretrainedSpec(
         name=f"wt103-{direction}",
-        description=f"fastai's AWD-LSTM language model pretrained on WikiText-103, reading "
-                    f"{'forward' if direction == 'fwd' else 'backward'} "
-                    "(embedding 400, hidden 1152, 3 layers, 60k-word vocabulary)",
-        licence="weights: fastai model zoo (Apache-2.0, as fastai); trained on WikiText-103 (CC BY-SA 3.0)",
+        description=f"fastai's 2019 WikiText-103 retrain (fastai 1.0.53), reading "
+                    f"{'forward' if direction == 'fwd' else 'backward'} (embedding 400, hidden 1152, 3 layers, "
+                    "60k-word vocabulary, fastai v1 tokenization); fastai reproduced IMDb 95.4% with it "
+                    "(fastai1 examples/ULMFit.ipynb); not the paper's fastai 0.7 fwd_wt103.h5 (hidden 1150). "
+                    "CPU cost, paper preset in fp32 on 2 cores: about 4.8 min per 1,000 headlines, 1.8 h per "
+                    "1,000 reviews (benchmarks/results/wt103_cost.txt)",
+        licence="weights: no licence stated by fastai (fastai's Apache-2.0 covers its code); trained on "
+                "WikiText-103 (CC BY-SA 3.0)",
         citation="Howard & Ruder, ACL 2018 (ULMFiT); Merity et al., ICLR 2017 (WikiText-103)",
         homepage="https://docs.fast.ai/text.models.awdlstm.html",
         archive=Remote(f"wt103-{direction}.tgz", (f"{_ZOO}wt103-{direction}.tgz",), None, size, _PIN.format(key),
