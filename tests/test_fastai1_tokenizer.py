@@ -130,3 +130,26 @@ def test_cli_encode_shows_the_rules(tmp_path, capsys):
     assert main(["tokenizer", "encode", str(out), "It was 1999"]) == 0
     printed = capsys.readouterr().out
     assert "rules: fastai_v1 (fastai 1.0.53)" in printed and "xxbos xxmaj it was xxunk\n" in printed
+
+
+def test_v1_rules_carry_through_finetune_and_classify(tmp_path, capsys):
+    """`lm import --rules fastai_v1` -> finetune (the target's own vocabulary, made with v1's rules) -> classify:
+    every run dir tokenizes as fastai 1.0.53 did."""
+    import pickle
+    from tests.test_fastai_interop import as_bytes
+    from tests.test_fastai_pipeline import run, write_csv
+    texts = ["In 1999 the match was won.", "In 2000 the soup was good."] * 20
+    vocab = FastaiTokenizer.train(texts, TokenizerConfig(model_type="fastai", min_freq=1), tmp_path / "tok").vocab
+    (tmp_path / "lm.pth").write_bytes(as_bytes(fastai_state("tiny", len(vocab))))
+    (tmp_path / "itos.pkl").write_bytes(pickle.dumps(vocab))
+    write_csv(tmp_path / "train.csv", texts, ["sport", "food"] * 20)
+    lm, ft, cls = tmp_path / "lm", tmp_path / "ft", tmp_path / "cls"
+    steps = ["--preset", "tiny", "--max-steps", "1"]
+    assert run(capsys, "lm", "import", "--fastai", tmp_path / "lm.pth", tmp_path / "itos.pkl", "--preset", "tiny",
+               "--rules", "fastai_v1", "--out", lm)["rules"] == "fastai_v1"
+    run(capsys, "finetune", "--pretrained", lm, "--train", tmp_path / "train.csv", *steps, "--out", ft)
+    run(capsys, "classify", "--finetuned", ft, "--train", tmp_path / "train.csv", *steps, "--out", cls)
+    for run_dir in (ft, cls):
+        _, config, _, tok = ckpt.load_run(run_dir)
+        assert config.tokenizer.fastai_rules == tok.rules == "fastai_v1", run_dir
+    assert "1999" in ckpt.load_run(ft)[3].vocab                     # v2's rules would have made it 1 xxrep 3 9
