@@ -1,6 +1,7 @@
 """Make tests/fixtures/fastai1_tokens.json.gz: real texts and the tokens fastai 1.0.53 itself gives them (issue 29).
 
-    python -m venv --system-site-packages /tmp/fa1 && /tmp/fa1/bin/pip install --no-deps fastai==1.0.53 pandas fastprogress
+    python -m venv /tmp/fa1     # then a .pth in its site-packages naming a site-packages with torch and spaCy
+    /tmp/fa1/bin/pip install pandas fastprogress && /tmp/fa1/bin/pip install --no-deps fastai==1.0.53
     PYTHONPATH=. ULMFIT_MIRROR=/work/shared/data /tmp/fa1/bin/python benchmarks/fastai1_fixtures.py [--out FILE]
 
 fastai 1.0.53 is the version that trained the published wt103-fwd/bwd (June 2019). It is run unmodified, through
@@ -118,7 +119,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(gzip.compress(json.dumps(record, ensure_ascii=False).encode("utf-8"), mtime=0))
     n = sum(len(v) for v in record["sources"].values())
-    print(f"{out}: {n} texts, {out.stat().st_size / 1e3:.0f} kB; fastai {fastai.__version__}, spaCy {spacy.__version__}")
+    print(f"{out}: {n} texts, {out.stat().st_size / 1e3:.0f} kB; fastai {fastai.__version__}, "
+          f"spaCy {spacy.__version__}")
 
 
 if __name__ == "__main__":

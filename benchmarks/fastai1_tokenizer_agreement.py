@@ -51,7 +51,8 @@ def main() -> int:
     v2 = FastaiTokenizer(list(FASTAI_SPECIALS))
     print(f"fixture: {args.fixture.name}, made by {record['made_by']}; its spaCy {record['spacy']}")
     print(f"here: spaCy {spacy.__version__}, python {sys.version.split()[0]}")
-    print(f"\n{'source':36s} {'texts':>5s} {'tokens':>7s}   {'fastai_v1 identical':>19s}   {'fastai_v2 identical':>19s}")
+    print(f"\n{'source':36s} {'texts':>5s} {'tokens':>7s}   {'fastai_v1 identical':>19s}   "
+          f"{'fastai_v2 identical':>19s}")
     total = same1 = same2 = ntok = 0
     all_texts, failures = [], []
     for name, items in record["sources"].items():

@@ -159,11 +159,12 @@ def import_fastai(weights: bytes, vocab: bytes, out_dir: Path | None, preset_nam
                   rules: str | None = None) -> dict:
     """A fastai LM (weights + vocabulary pickle, as bytes) -> a `pretrain` run dir in `out_dir`.
 
-    The architecture is `preset_name`'s (the `paper` preset, fastai's recipe, is the published model's: embedding 400, hidden 1152,
-    3 layers, tied decoder with bias); the tokenizer is fastai's (spaCy + rules, fastai_tokenizer.py) with the
-    file's vocabulary, so the ids ulmfit feeds the model are the ids fastai would. `rules` is the fastai rule set
-    (fastai_v1 / fastai_v2); None picks it from the file's layout (v1's copies -> fastai_v1). Nothing is written unless
-    every check passes; with `out_dir=None` nothing is written at all (the checks alone)."""
+    The architecture is `preset_name`'s (the `paper` preset, fastai's recipe, is the published model's: embedding
+    400, hidden 1152, 3 layers, tied decoder with bias); the tokenizer is fastai's (spaCy + rules,
+    fastai_tokenizer.py) with the file's vocabulary, so the ids ulmfit feeds the model are the ids fastai would.
+    `rules` is the fastai rule set (fastai_v1 / fastai_v2); None picks it from the file's layout (v1's copies ->
+    fastai_v1). Nothing is written unless every check passes; with `out_dir=None` nothing is written at all (the
+    checks alone)."""
     vocab_list = read_vocab_pickle(vocab, sources[1])
     state, layout = read_fastai_weights(weights, sources[0])
     dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values()})
