@@ -154,3 +154,7 @@ def test_v1_rules_carry_through_finetune_and_classify(tmp_path, capsys):
         _, config, _, tok = ckpt.load_run(run_dir)
         assert config.tokenizer.fastai_rules == tok.rules == "fastai_v1", run_dir
     assert "1999" in ckpt.load_run(ft)[3].vocab                     # v2's rules would have made it 1 xxrep 3 9
+    from ulmfit import exported
+    from ulmfit.export import export_classifier
+    export_classifier(cls, tmp_path / "export", baseline=False)     # serving reads the rule record too
+    assert exported.load(tmp_path / "export").tokenizer.rules == "fastai_v1"
