@@ -158,3 +158,18 @@ def test_v1_rules_carry_through_finetune_and_classify(tmp_path, capsys):
     from ulmfit.export import export_classifier
     export_classifier(cls, tmp_path / "export", baseline=False)     # serving reads the rule record too
     assert exported.load(tmp_path / "export").tokenizer.rules == "fastai_v1"
+
+
+def test_rules_selectable_with_set_when_training_from_scratch():
+    from ulmfit.config import apply_overrides, preset
+    config = apply_overrides(preset("tiny", "pretrain"), ["model_type=fastai", "fastai_rules=fastai_v1"])
+    assert config.tokenizer.fastai_rules == "fastai_v1"
+    with pytest.raises(UlmfitError, match="fastai_v2, fastai_v1"):
+        apply_overrides(preset("tiny", "pretrain"), ["fastai_rules=v1"])
+
+
+def test_older_run_config_without_the_field_reads_as_v2():
+    from ulmfit.config import StageConfig, preset
+    d = preset("tiny", "pretrain").to_dict()
+    del d["tokenizer"]["fastai_rules"]                  # a config.json written before issue 29
+    assert StageConfig.from_dict(d).tokenizer.fastai_rules == "fastai_v2"
