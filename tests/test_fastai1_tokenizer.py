@@ -173,3 +173,11 @@ def test_older_run_config_without_the_field_reads_as_v2():
     d = preset("tiny", "pretrain").to_dict()
     del d["tokenizer"]["fastai_rules"]                  # a config.json written before issue 29
     assert StageConfig.from_dict(d).tokenizer.fastai_rules == "fastai_v2"
+
+
+def test_run_dir_that_lost_its_rule_record_is_refused(tmp_path):
+    """Without fastai_rules.json the vocabulary would read as v2: the fingerprint in config.json catches that."""
+    out = imported(tmp_path, fastai_state(layout="v1"))
+    (out / RULES_FILE).unlink()
+    with pytest.raises(UlmfitError, match="does not match"):
+        ckpt.load_run(out)
