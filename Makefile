@@ -1,7 +1,7 @@
 # ulmfit — each stage is one `python -m ulmfit <stage>` line; targets depend on the previous stage's files,
 # so `make classify` runs whatever stages are missing and skips the finished ones.
 #   make classify DATASET=imdb PRESET=small      make pretrain CORPUS=wikitext103 PRESET=paper (GPU)
-#   make classify PRETRAINED=wt103 PRESET=paper BACKWARDS=1 DATASET=imdb   (the paper's recipe from fastai's LM)
+#   make classify PRETRAINED=wt103 PRESET=paper BACKWARDS=1 DATASET=imdb   (fastai's recipe from fastai's LM)
 PY        ?= python
 # The CPU wheel on this project's machines; elsewhere e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0

@@ -162,7 +162,9 @@ def _add_inference_batching(p) -> None:
 
 def _add_training_args(p, stage: str) -> None:
     p.add_argument("--preset", default="small", choices=PRESET_NAMES,
-                   help="model sizes and training settings: paper (the GPU recipe), small (a CPU run), tiny (smoke)")
+                   help="model sizes and training settings: paper (fastai's GPU recipe for ULMFiT: hidden 1152, "
+                        "batch 52/48, LR 1e-3, Adam beta1 0.8; the paper's own are 1150, 64, 0.004, 0.7), small "
+                        "(a CPU run), tiny (smoke)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output run dir")
     p.add_argument("--epochs", type=int, metavar="N", help="training epochs " + _preset_default(stage, "epochs"))
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimiser steps (smoke runs) "
@@ -233,8 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fastai's weights and vocabulary pickle (read without running code)")
     li.add_argument("--out", required=True, type=Path, metavar="DIR", help="the run dir to write")
     li.add_argument("--preset", default="paper", choices=PRESET_NAMES,
-                    help="the architecture the weights must fit (default: paper, the published model's)")
+                    help="the architecture the weights must fit (default: paper, fastai's wt103 model's: hidden 1152)")
     li.add_argument("--backwards", action="store_true", help="the model reads text backwards (wt103-bwd)")
+    li.add_argument("--rules", default="auto", choices=("auto", "fastai_v1", "fastai_v2"),
+                    help="the tokenization rules the model was trained with (default auto: fastai_v1 for a file "
+                         "saved by fastai v1, as wt103's, else fastai_v2)")
     li.add_argument("--force", action="store_true", help="overwrite --out if it holds a run")
     le = _command(lsub, "export", "a pretrain/finetune run dir with fastai's tokenizer -> files fastai loads",
                   "ulmfit lm export --fastai runs/ft --out fastai_files/")

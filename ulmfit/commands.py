@@ -57,7 +57,8 @@ def lm(args) -> dict:
     if args.action == "download":
         return model_zoo.download_pretrained(args.name, args.out, sha256=args.sha256, force=args.force)
     if args.action == "import":
-        return model_zoo.import_files(*args.fastai, args.out, args.preset, args.backwards, args.force)
+        return model_zoo.import_files(*args.fastai, args.out, args.preset, args.backwards, args.force,
+                                      None if args.rules == "auto" else args.rules)
     from .pretrained.fastai_interop import export_fastai
     return export_fastai(args.fastai, args.out)
 
@@ -71,7 +72,11 @@ def tokenizer(args) -> dict:
         ids = tok.encode_document(args.text)
         print(" ".join(tok.id_to_piece(i) for i in ids))
         print(" ".join(map(str, ids)))
-        return {"ids": ids, "decoded": tok.decode(ids)}
+        rules = getattr(tok, "rules", None)             # fastai's words: which rule set ran (v1 for wt103); after
+        if rules is not None:                           # the two lines scripts read
+            from .text.fastai_tokenizer import describe_rules
+            print(f"rules: {describe_rules(rules)}")
+        return {"ids": ids, "decoded": tok.decode(ids), **({"rules": rules} if rules else {})}
     from .pipeline import lm_documents
     config = apply_overrides(preset(args.preset, "pretrain"), args.overrides)
     docs = lm_documents(_data_spec(args))

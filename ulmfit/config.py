@@ -4,6 +4,11 @@ A stage (pretrain, finetune, classify) is configured by a `StageConfig`: the tok
 training loop, each its own dataclass. Named presets (`tiny`, `small`, `paper`) are just instances. The
 resolved config is written as JSON into every output dir and checkpoint, so any stage rebuilds the exact model.
 
+`paper` is fastai's ULMFiT recipe, the one its published WikiText-103 LM and IMDb scripts use (hidden 1152; LM
+fine-tuning batch 52 at LR 1e-3; classifier batch 48; Adam beta1 0.8), not the paper's own settings (Howard &
+Ruder 2018 §4: hidden 1150; batch 64; LM fine-tuning LR 0.004; Adam beta1 0.7). The name is kept for the commands
+and run dirs that use it; set the paper's values with --set (e.g. --set lr=4e-3 --set adam_beta1=0.7).
+
 Names, translated for readers of the papers and of the reference code:
 
 | ours                 | paper / awd-lstm-lm / fastai            |
@@ -51,6 +56,8 @@ class TokenizerConfig:
     character_coverage: float = 0.9999
     max_sentences: int = 2_000_000       # lines sampled to train SentencePiece (memory bound)
     min_freq: int = 3                    # fastai kind: words seen fewer times become xxunk (fastai's default)
+    fastai_rules: str = "fastai_v2"      # fastai kind: fastai_v2's rules, or fastai_v1's (what wt103-fwd/bwd were
+                                         # trained with; imports of them choose it, fastai_tokenizer.py)
 
 
 @dataclass
@@ -89,7 +96,7 @@ class TrainConfig:
     stlr_cut_frac: float = 0.1
     stlr_ratio: float = 32.0
     lr_decay_per_layer: float = 2.6      # eta_{l-1} = eta_l / 2.6
-    adam_beta1: float = 0.8              # fastai's ULMFiT scripts; the paper says 0.7
+    adam_beta1: float = 0.8              # fastai's ULMFiT scripts; the paper says 0.7 (see the docstring)
     adam_beta2: float = 0.99
     weight_decay: float = 0.01           # decoupled (AdamW)
     clip: float = 0.4
@@ -153,6 +160,8 @@ LM_DROPOUTS = dict(dropout_embed=0.02, dropout_input=0.25, dropout_hidden=0.15, 
 CLAS_DROPOUTS = dict(dropout_embed=0.05, dropout_input=0.4, dropout_hidden=0.3, dropout_weight=0.5,
                      dropout_output=0.4)
 
+# `paper` = fastai's recipe (hidden 1152: fastai 1.0.53's AWD-LSTM and its wt103 LM), not the paper's (1150); see
+# the module docstring for every difference.
 _SIZES = {
     "paper": dict(tok=30000, emb=400, hid=1152, layers=3),
     "small": dict(tok=8000, emb=256, hid=512, layers=3),
@@ -195,7 +204,8 @@ STAGES = tuple(_TRAIN)
 
 
 def preset(name: str, stage: str) -> StageConfig:
-    """The config for `stage` ("pretrain" | "finetune" | "classify") under preset `name`."""
+    """The config for `stage` ("pretrain" | "finetune" | "classify") under preset `name` (`paper`: fastai's
+    ULMFiT recipe, not the paper's own settings; see the module docstring)."""
     if name not in _SIZES:
         raise UlmfitError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
     if stage not in _TRAIN:
@@ -214,6 +224,7 @@ def preset(name: str, stage: str) -> StageConfig:
 # ---- typed overrides: --set field=value -------------------------------------------------------------------
 _CHOICES = {
     "model_type": ("unigram", "bpe", "word", "fastai"),
+    "fastai_rules": ("fastai_v2", "fastai_v1"),
     "schedule": ("stlr", "one_cycle", "constant"),
     "strategy": ("gradual", "full", "frozen", "chain-thaw"),
     "precision": ("fp32", "bf16", "fp16"),

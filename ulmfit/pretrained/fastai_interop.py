@@ -12,9 +12,16 @@ ULMFiT's transfer starts from an AWD-LSTM pretrained on WikiText-103 (§3.1); fa
     0.rnns.{i}.module.bias_ih_l0 / hh_l0     encoder.rnns.{i}.bias_ih / hh     copy module.weight_hh_l0: not kept)
     1.decoder.weight / bias                  decoder.weight / bias      (tied: the same tensor as the embedding)
 
+The tokenizer's rules are fastai v1's for a file saved by fastai v1 (the `module.weight_hh_l0` copies are there:
+wt103-fwd/bwd were trained with fastai 1.0.53), else v2's; `rules=` chooses them (fastai_tokenizer.py).
+
 The vocabulary is a pickle (a list of str). Unpickling runs code named in the file, so it is read by an unpickler
 that admits no global at all: a list of str needs none, and a file that names one is refused before anything runs.
-The weights are read with `torch.load(weights_only=True)`, which admits tensors and containers only.
+The weights are read with `torch.load(weights_only=True)`, which admits tensors and containers only. A 2019 file
+(wt103's) is torch's legacy, pre-1.6 non-zip serialization, likely saved on a GPU: its storages are tagged
+"cuda:0", and `map_location="cpu"` makes torch put them in CPU memory instead of needing CUDA; shared storages and
+views into cuDNN's flat LSTM buffer come back as views, fp32 stays fp32 (bit for bit), and loading into our model
+copies each weight into a tensor of its own (tests/test_fastai_legacy_format.py).
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from .. import checkpoint as ckpt
 from ..model.awd_lstm import LanguageModel
 from ..config import StageConfig, TokenizerConfig, preset
 from ..errors import UlmfitError
-from ..text.fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer
+from ..text.fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer, check_rules
 
 # fastai's default max_vocab and min_freq: the target corpus's own vocabulary is built with them at fine-tuning
 FASTAI_TOKENIZER = TokenizerConfig(vocab_size=60000, model_type="fastai", pre_rules=True, lowercase=True, min_freq=3)
@@ -148,19 +155,23 @@ def _n_layers(state: dict[str, torch.Tensor]) -> int:
 # ---- run dirs -----------------------------------------------------------------------------------------------
 def import_fastai(weights: bytes, vocab: bytes, out_dir: Path | None, preset_name: str = "paper", backwards: bool = False,
                   force: bool = False, provenance: dict | None = None, sources: tuple[str, str] = ("weights",
-                                                                                                   "vocabulary")) -> dict:
+                                                                                                   "vocabulary"),
+                  rules: str | None = None) -> dict:
     """A fastai LM (weights + vocabulary pickle, as bytes) -> a `pretrain` run dir in `out_dir`.
 
-    The architecture is `preset_name`'s (the `paper` preset is the published model's: embedding 400, hidden 1152,
-    3 layers, tied decoder with bias); the tokenizer is fastai's (spaCy + rules, fastai_tokenizer.py) with the
-    file's vocabulary, so the ids ulmfit feeds the model are the ids fastai would. Nothing is written unless
-    every check passes; with `out_dir=None` nothing is written at all (the checks alone)."""
+    The architecture is `preset_name`'s (the `paper` preset, fastai's recipe, is the published model's: embedding
+    400, hidden 1152, 3 layers, tied decoder with bias); the tokenizer is fastai's (spaCy + rules,
+    fastai_tokenizer.py) with the file's vocabulary, so the ids ulmfit feeds the model are the ids fastai would.
+    `rules` is the fastai rule set (fastai_v1 / fastai_v2); None picks it from the file's layout (v1's copies ->
+    fastai_v1). Nothing is written unless every check passes; with `out_dir=None` nothing is written at all (the
+    checks alone)."""
     vocab_list = read_vocab_pickle(vocab, sources[1])
     state, layout = read_fastai_weights(weights, sources[0])
     dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values()})
+    rules = check_rules(rules or ("fastai_v1" if layout == "v1" else "fastai_v2"))
     config = preset(preset_name, "pretrain")
     config = dataclasses.replace(
-        config, tokenizer=FASTAI_TOKENIZER,
+        config, tokenizer=dataclasses.replace(FASTAI_TOKENIZER, fastai_rules=rules),
         model=dataclasses.replace(config.model, vocab_size=len(vocab_list), pad_id=vocab_list.index("xxpad"),
                                   tie_weights=True, out_bias=True),
         train=dataclasses.replace(config.train, backwards=backwards))
@@ -173,18 +184,18 @@ def import_fastai(weights: bytes, vocab: bytes, out_dir: Path | None, preset_nam
     if ours["decoder.weight"] is not ours["encoder.embedding.weight"]:
         raise UlmfitError(f"{sources[0]}: 1.decoder.weight differs from 0.encoder.weight, but the AWD-LSTM LM "
                           "ties them (tie_weights); this file is not a tied fastai language model")
-    tokenizer = FastaiTokenizer(vocab_list)
+    tokenizer = FastaiTokenizer(vocab_list, rules=rules)
     model = LanguageModel(config.model)
     ckpt.load_state_checked(model, ours, Path(sources[0]))
     if out_dir is None:                                  # a check only (a download before it enters the cache)
-        return {"out": None, "vocab_size": len(vocab_list), "layout": layout, "dtype": dtypes}
+        return {"out": None, "vocab_size": len(vocab_list), "layout": layout, "dtype": dtypes, "rules": rules}
     out_dir = ckpt.prepare_out_dir(Path(out_dir), resume=False, force=force)
-    record = {"format": "fastai", "layout": layout, "dtype": dtypes, "backwards": backwards,
+    record = {"format": "fastai", "layout": layout, "dtype": dtypes, "backwards": backwards, "rules": rules,
               "weights_sha256": hashlib.sha256(weights).hexdigest(),
               "vocab_sha256": hashlib.sha256(vocab).hexdigest(), "vocab_size": len(vocab_list), **(provenance or {})}
     ckpt.save_run(out_dir, model, config, "pretrain", tokenizer, {"imported": record, "results": {}})
     return {"out": str(out_dir), "vocab_size": len(vocab_list), "layout": layout, "dtype": dtypes,
-            "backwards": backwards, "preset": preset_name}
+            "backwards": backwards, "preset": preset_name, "rules": rules}
 
 
 def export_fastai(run_dir: Path, out_dir: Path) -> dict:

@@ -1,4 +1,11 @@
-"""The published pretrained language models (ULMFiT §3.1's WikiText-103 AWD-LSTM), fetched and imported.
+"""The published pretrained language models (fastai's WikiText-103 AWD-LSTM, ULMFiT §3.1's kind), fetched and imported.
+
+What they are: fastai's 2019 retrain on WikiText-103 (fastai 1.0.53, June 2019: its CHANGES.md moved the default
+AWD-LSTM to 1152 hidden and released these models; 60,000-word vocabulary), tokenized with fastai v1's rules (so
+imports select the `fastai_v1` rule set). With them fastai reproduced the paper's IMDb accuracy, 95.4% (fastai1
+`examples/ULMFit.ipynb`); no other figure of the paper is known to have been reproduced with them. They are not
+the paper's own LM (fastai 0.7's `fwd_wt103.h5`, 1150 hidden). No licence for the weights is stated by fastai
+(not in fastai 1.0.53's datasets.py or docs, nor fastdownload's urls.py); fastai's Apache-2.0 licence covers its code.
 
 `PRETRAINED` maps a name to a `PretrainedSpec`, built as the dataset registry is (registry.py): upstream URLs,
 size, licence, citation, a cache (`$ULMFIT_CACHE/<name>/`), a mirror (`$ULMFIT_MIRROR/<name>/` holding the
@@ -41,15 +48,20 @@ class PretrainedSpec:
     archive: Remote
     backwards: bool
     preset: str = "paper"
+    rules: str = "fastai_v1"          # the tokenization rules the model was trained with (fastai 1.0.53's)
 
 
 def _wt103(direction: str, key: str, size: int, head_md5: str) -> PretrainedSpec:
     return PretrainedSpec(
         name=f"wt103-{direction}",
-        description=f"fastai's AWD-LSTM language model pretrained on WikiText-103, reading "
-                    f"{'forward' if direction == 'fwd' else 'backward'} "
-                    "(embedding 400, hidden 1152, 3 layers, 60k-word vocabulary)",
-        licence="weights: fastai model zoo (Apache-2.0, as fastai); trained on WikiText-103 (CC BY-SA 3.0)",
+        description=f"fastai's 2019 WikiText-103 retrain (fastai 1.0.53), reading "
+                    f"{'forward' if direction == 'fwd' else 'backward'} (embedding 400, hidden 1152, 3 layers, "
+                    "60k-word vocabulary, fastai v1 tokenization); fastai reproduced IMDb 95.4% with it "
+                    "(fastai1 examples/ULMFit.ipynb); not the paper's fastai 0.7 fwd_wt103.h5 (hidden 1150). "
+                    "CPU cost, paper preset in fp32 on 2 cores: about 4.8 min per 1,000 headlines, 1.8 h per "
+                    "1,000 reviews (benchmarks/results/wt103_cost.txt)",
+        licence="weights: no licence stated by fastai (fastai's Apache-2.0 covers its code); trained on "
+                "WikiText-103 (CC BY-SA 3.0)",
         citation="Howard & Ruder, ACL 2018 (ULMFiT); Merity et al., ICLR 2017 (WikiText-103)",
         homepage="https://docs.fast.ai/text.models.awdlstm.html",
         archive=Remote(f"wt103-{direction}.tgz", (f"{_ZOO}wt103-{direction}.tgz",), None, size, _PIN.format(key),
@@ -218,7 +230,7 @@ def download_pretrained(name, out_dir: Path, sha256: str | None = None, force: b
     weights, vocab, names = read_model_files(path)
     provenance = {"source": spec.name, "url": spec.archive.urls[0], "file": str(path),
                   "archive_sha256": download.sha256_file(path) if path.is_file() else None}
-    result = import_fastai(weights, vocab, out_dir, spec.preset, spec.backwards, force, provenance, names)
+    result = import_fastai(weights, vocab, out_dir, spec.preset, spec.backwards, force, provenance, names, spec.rules)
     return {**result, "pretrained": spec.name, "archive_sha256": provenance["archive_sha256"]}
 
 
@@ -248,12 +260,13 @@ def resolve_pretrained(path_or_name) -> Path:
 
 
 def import_files(weights: Path, vocab: Path, out_dir: Path, preset_name: str = "paper", backwards: bool = False,
-                 force: bool = False) -> dict:
-    """`ulmfit lm import --fastai WEIGHTS.pth VOCAB.pkl --out DIR`: files a user already has -> a run dir."""
+                 force: bool = False, rules: str | None = None) -> dict:
+    """`ulmfit lm import --fastai WEIGHTS.pth VOCAB.pkl --out DIR`: files a user already has -> a run dir
+    (`rules`: the fastai rule set; None = from the file's layout, see import_fastai)."""
     for p in (weights, vocab):
         if not Path(p).is_file():
             raise UlmfitError(f"{p} does not exist")
     data_w, data_v = Path(weights).read_bytes(), Path(vocab).read_bytes()
     provenance = {"file": str(weights), "vocab_file": str(vocab)}
     return import_fastai(data_w, data_v, out_dir, preset_name, backwards, force, provenance,
-                         (str(weights), str(vocab)))
+                         (str(weights), str(vocab)), rules)

@@ -1,4 +1,4 @@
-"""Step 1 of the pipeline, the `fastai` kind: text -> word ids exactly as fastai v2 makes them.
+"""Step 1 of the pipeline, the `fastai` kind: text -> word ids exactly as fastai makes them (v2; or v1, below).
 
 ULMFiT §3 / §4 tokenised with fastai's word pipeline; this module reproduces the default one of fastai
 2.8.12 (`fastai.text.core`: `Tokenizer.from_df` -> `tokenize_df` -> `TokenizeWithRules(SpacyTokenizer())`)
@@ -17,6 +17,20 @@ max_vocab, then 1 to 8 "xxfake" entries to reach a multiple of 8. Unknown words 
 Agreement with fastai rests on the same spaCy rules: it is checked against fastai 2.8.12 with spaCy 3.8
 (tests/test_fastai_tokenizer_agreement.py, benchmarks/fastai_tokenizer_agreement.py); another spaCy version
 may split a few words differently. spaCy is an optional dependency, imported on first use.
+
+A second rule set, `fastai_v1`, is fastai 1.0.53's (fastai/text/transform.py), the version that trained the
+published WikiText-103 LM (wt103-fwd/bwd, June 2019); imports of that model select it (fastai_interop.py):
+
+    "xxbos " + text --fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_useless_spaces--> spaCy
+         --replace_all_caps, deal_caps (per spaCy token)--> tokens
+
+What differs from v2: repeats are marked from 4 (v2: 3), so "1999" stays a word; xxwrep counts a word *with the
+separator after it* repeated 4+ times; xxup/xxmaj are decided per spaCy token ("NASA's" -> xxup nasa 's, "I'm"
+gets no xxmaj); "..." is kept, " @,@ " becomes ","; spaces go around "\\n" (v2: around "\\"); no "▁" and
+no strip. Checked against fastai 1.0.53 itself on 1,453 real texts, both on spaCy 3.8.18: all identical
+(tests/test_fastai1_tokenizer.py, benchmarks/results/fastai1_tokenizer_agreement.txt). fastai 1.0.53 ran on spaCy 2
+in 2019; against it on spaCy 2.3.9, 1,429 of the 1,453 agree: spaCy 3 splits "14-year" into 14 - year.
+The rule set is stored with the vocabulary (`fastai_rules.json` beside it; absent = v2, as every older run dir).
 """
 from __future__ import annotations
 
@@ -38,6 +52,8 @@ from ..files import atomic_write_bytes
 
 FASTAI_SPECIALS = ("xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep", "xxup", "xxmaj")
 VOCAB_FILE = "fastai_vocab.json"
+RULES_FILE = "fastai_rules.json"      # which rule set the vocabulary was made with; written only for fastai_v1
+RULE_SETS = ("fastai_v2", "fastai_v1")
 FAKE = "xxfake"                       # fastai's filler that rounds the vocabulary up to a multiple of 8
 
 # ---- the rules, on the raw string (fastai.text.core, defaults.text_proc_rules) ---------------------------
@@ -113,6 +129,79 @@ def apply_rules(text: str) -> str:
     return text
 
 
+# ---- fastai v1's rules (fastai 1.0.53, text/transform.py: defaults.text_pre_rules / text_post_rules) --------
+# The same fix-ups as v2 up to " @-@ ", then " @,@ " and a backslash spaced out; no "..." rewrite. v1 also squeezes
+# runs of spaces inside fix_html (after unescaping: "&nbsp;&nbsp;" -> one space).
+_V1_HTML_FIXES = _HTML_FIXES[:-1] + ((" @,@ ", ","), ("\\", " \\ "))
+_V1_CHAR_REP = re.compile(r"(\S)\1{3,}")                  # 4+ of one non-space char: "1999" stays a word
+_V1_WORD_REP = re.compile(r"(\b\w+\W+)(\1{3,})")           # a word with the separator after it, 4+ times in all
+_V1_SPECIAL_CHARS = re.compile(r"[/#\n]")
+
+
+def fix_html_v1(text: str) -> str:
+    """v1's fix_html: v2's list without "..." -> " …", plus " @,@ " -> "," and "\\" -> " \\ "; space runs squeezed."""
+    for old, new in _V1_HTML_FIXES:
+        text = text.replace(old, new)
+    return rm_useless_spaces(html.unescape(text))
+
+
+def replace_rep_v1(text: str) -> str:
+    """Character runs of 4+: "!!!!" -> " xxrep 4 ! "; "1999", "sooo" unchanged."""
+    return _V1_CHAR_REP.sub(lambda m: f" xxrep {len(m.group(0))} {m.group(1)} ", text)
+
+
+def replace_wrep_v1(text: str) -> str:
+    """"so so so so good" -> " xxwrep 4 so  good". The repeated unit keeps its separator ("ha! "), and the count
+    is v1's: the whitespace-split pieces of the copies + 1 (so "a-a-a-a-" counts 2, as fastai 1.0.53 does)."""
+    return _V1_WORD_REP.sub(lambda m: f" xxwrep {len(m.group(2).split()) + 1} {m.group(1)} ", text)
+
+
+def spec_add_spaces_v1(text: str) -> str:
+    """Spaces around / # and newline (v1 spaces out \\n; its backslash is handled in fix_html)."""
+    return _V1_SPECIAL_CHARS.sub(lambda m: f" {m.group(0)} ", text)
+
+
+def replace_all_caps_v1(tokens: list[str]) -> list[str]:
+    """Per spaCy token: an upper-case token of 2+ chars (str.isupper: "U.S.", "NASA") -> xxup + lower."""
+    out = []
+    for t in tokens:
+        if t.isupper() and len(t) > 1:
+            out += ["xxup", t.lower()]
+        else:
+            out.append(t)
+    return out
+
+
+def deal_caps_v1(tokens: list[str]) -> list[str]:
+    """Per token: "Hello" (capital, then lower only) -> xxmaj hello; every token lower-cased; empty ones dropped."""
+    out = []
+    for t in tokens:
+        if not t:
+            continue
+        if len(t) > 1 and t[0].isupper() and t[1:].islower():
+            out.append("xxmaj")
+        out.append(t.lower())
+    return out
+
+
+V1_PRE_RULES = (fix_html_v1, replace_rep_v1, replace_wrep_v1, spec_add_spaces_v1, rm_useless_spaces)
+V1_POST_RULES = (replace_all_caps_v1, deal_caps_v1)
+
+
+def describe_rules(rules: str) -> str:
+    """One line naming the rules that run, in order (what `ulmfit tokenizer encode` shows)."""
+    if rules == "fastai_v1":
+        return ("fastai_v1 (fastai 1.0.53): xxbos + " + ", ".join(r.__name__.removesuffix("_v1") for r in V1_PRE_RULES)
+                + " | spaCy | " + ", ".join(r.__name__.removesuffix("_v1") for r in V1_POST_RULES))
+    return "fastai_v2 (fastai 2.8.12): " + ", ".join(r.__name__ for r in RULES) + " | spaCy | replace_space"
+
+
+def check_rules(rules: str) -> str:
+    if rules not in RULE_SETS:
+        raise UlmfitError(f"unknown fastai rule set {rules!r}; choose one of {', '.join(RULE_SETS)}")
+    return rules
+
+
 def _blank_english():
     """spaCy's rule-based English tokenizer, the special tokens kept whole (as fastai's SpacyTokenizer)."""
     try:
@@ -149,12 +238,13 @@ def make_vocab(counts: Counter, min_freq: int, max_vocab: int) -> list[str]:
 
 
 class FastaiTokenizer:
-    """fastai v2's word tokenizer and vocabulary: same tokens, same ids."""
+    """fastai's word tokenizer and vocabulary: same tokens, same ids (v2's rules, or v1's with rules="fastai_v1")."""
     kind = "fastai"
     unk_id, pad_id, bos_id, eos_id = 0, 1, 2, 3
 
-    def __init__(self, vocab: list[str], path: Path | None = None):
+    def __init__(self, vocab: list[str], path: Path | None = None, rules: str = "fastai_v2"):
         _check_vocab(vocab)
+        self.rules = check_rules(rules)
         self.vocab = list(vocab)
         self.vocab_size = len(self.vocab)
         self.path = None if path is None else Path(path)
@@ -171,13 +261,14 @@ class FastaiTokenizer:
         """Count fastai's tokens over `documents`, keep make_vocab's vocabulary; writes out_dir/VOCAB_FILE.
 
         config.vocab_size is fastai's max_vocab and config.min_freq its min_freq."""
+        rules = check_rules(config.fastai_rules)
         nlp = _blank_english()                             # fail before reading a corpus if spaCy is missing
         counts: Counter = Counter()                        # first seen first among equal counts, as fastai's
         total = len(documents) if hasattr(documents, "__len__") else None
         for tokens in _tokenize_with(nlp, tqdm(documents, total=total, desc="fastai vocab", unit="doc",
-                                               disable=None)):
+                                               disable=None), rules):
             counts.update(tokens)
-        tok = cls(make_vocab(counts, config.min_freq, config.vocab_size))
+        tok = cls(make_vocab(counts, config.min_freq, config.vocab_size), rules=rules)
         tok._nlp = nlp
         tok.save(out_dir)
         return tok
@@ -194,8 +285,13 @@ class FastaiTokenizer:
             vocab = json.loads(path.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UlmfitError(f"{path} is not a fastai vocabulary (corrupt JSON: {e})") from None
+        rules_path = path.with_name(RULES_FILE)
         try:
-            return cls(vocab, path)
+            rules = json.loads(rules_path.read_text(encoding="utf-8"))["rules"] if rules_path.is_file() else "fastai_v2"
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UlmfitError(f"{rules_path} is not a fastai rule record ({type(e).__name__}: {e})") from None
+        try:
+            return cls(vocab, path, rules)
         except UlmfitError as e:
             raise UlmfitError(f"{path}: {e}") from None
 
@@ -204,13 +300,21 @@ class FastaiTokenizer:
         return (json.dumps(self.vocab, ensure_ascii=False, indent=0) + "\n").encode("utf-8")
 
     def save(self, out_dir) -> None:
-        """Write out_dir/fastai_vocab.json (atomically): a JSON list, index = id."""
+        """Write out_dir/fastai_vocab.json (atomically): a JSON list, index = id; and fastai_rules.json for v1."""
         self.path = Path(out_dir) / VOCAB_FILE
+        rules_path = self.path.with_name(RULES_FILE)
+        if self.rules == "fastai_v2":                  # v2 is what a vocabulary without a record means
+            rules_path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(rules_path, (json.dumps({"rules": self.rules, "describe": describe_rules(self.rules)})
+                                            + "\n").encode("utf-8"))
         atomic_write_bytes(self.path, self._canonical_bytes())
 
     def fingerprint(self) -> str:
-        """sha256 of the vocabulary file's bytes: checkpoints store it to catch a mismatched tokenizer."""
-        return hashlib.sha256(self._canonical_bytes()).hexdigest()
+        """sha256 of the vocabulary file's bytes (and, for v1, the rule set's name): checkpoints store it to catch a
+        mismatched tokenizer, so a v1 model whose rule record went missing is refused rather than fed v2 tokens."""
+        extra = b"" if self.rules == "fastai_v2" else f"\nrules={self.rules}".encode()
+        return hashlib.sha256(self._canonical_bytes() + extra).hexdigest()
 
     # ---- tokens and ids ---------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:
@@ -221,7 +325,7 @@ class FastaiTokenizer:
         """`tokenize` of each of `docs`, through one batched spaCy pipe (the fast path)."""
         if self._nlp is None:
             self._nlp = _blank_english()
-        return list(_tokenize_with(self._nlp, docs))
+        return list(_tokenize_with(self._nlp, docs, self.rules))
 
     def encode(self, text: str) -> list[int]:
         """Ids of one text, without the leading xxbos."""
@@ -255,8 +359,20 @@ class FastaiTokenizer:
         return write_corpus(self, documents, prefix, processes, desc, chunk_chars)
 
 
-def _tokenize_with(nlp, docs: Iterable[str]) -> Iterable[list[str]]:
+def apply_rules_v1(text: str) -> str:
+    """fastai 1.0.53's pre-rules on one document, "xxbos " in front first (its _join_texts does that)."""
+    text = "xxbos " + text
+    for rule in V1_PRE_RULES:
+        text = rule(text)
+    return text
+
+
+def _tokenize_with(nlp, docs: Iterable[str], rules: str = "fastai_v2") -> Iterable[list[str]]:
     # the blank pipeline has no components: the tokenizer's own pipe gives nlp.pipe's Docs, minus its overhead
+    if rules == "fastai_v1":
+        for doc in nlp.tokenizer.pipe((apply_rules_v1(str(d)) for d in docs), batch_size=1000):
+            yield deal_caps_v1(replace_all_caps_v1([t.text for t in doc]))
+        return
     for doc in nlp.tokenizer.pipe((apply_rules(str(d)) for d in docs), batch_size=1000):
         yield [t.text.replace(" ", "\u2581") for t in doc]          # fastai's post-rule replace_space
 

@@ -238,9 +238,11 @@ def train_tokenizer(documents: Iterable[str], config: TokenizerConfig, out_dir: 
 
 def tokenizer_files(run_dir: Path) -> list[Path]:
     """The files that hold a run dir's tokenizer, of whichever kind (for checks that a run is complete)."""
-    from .fastai_tokenizer import VOCAB_FILE
+    from .fastai_tokenizer import RULES_FILE, VOCAB_FILE
     run_dir = Path(run_dir)
-    return [run_dir / VOCAB_FILE] if (run_dir / VOCAB_FILE).is_file() else [run_dir / "tokenizer.model"]
+    if (run_dir / VOCAB_FILE).is_file():      # the rule record exists for fastai_v1 only (absent = v2)
+        return [run_dir / VOCAB_FILE] + [run_dir / RULES_FILE] * (run_dir / RULES_FILE).is_file()
+    return [run_dir / "tokenizer.model"]
 
 
 def encode_docs(sp, docs: list[str], pre_rules: bool) -> list[list[int]]:
