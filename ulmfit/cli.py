@@ -390,6 +390,8 @@ def _main(argv: list[str] | None) -> int:
     warnings.formatwarning = functools.partial(_format_warning, previous_format)
     try:
         args = build_parser().parse_args(argv)
+        from .validation import check_args
+        check_args(args)                  # argv's texts, decoded once here (docs/input-rules.md)
         result = run(args)
     except RunFinished as e:              # `until ulmfit ... --resume; do :; done` ends here
         print(f"ulmfit: {e}", file=sys.stderr)

@@ -1,0 +1,77 @@
+"""Bad input, second round (issue 30): text that is not valid Unicode, output paths onto inputs or run dirs,
+tampered run dirs, config values torch cannot use, resume checkpoints that do not fit, duplicated CSV headers,
+long texts. Each case: one stderr line `ulmfit: error: ...`, exit code 2, and every existing file unchanged.
+
+The tiny runs are test_cli_errors' (trained once per session there; once more here, a few seconds).
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from test_cli_errors import _copy_run, _snapshot, _write_csv, runs  # noqa: F401  (the tiny run dirs)
+from ulmfit import checkpoint as ckpt
+from ulmfit.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def one_line_error(argv, capsys, *watched) -> str:
+    """Run the CLI in-process: exit 2, exactly one stderr line starting "ulmfit: error:", `watched` dirs
+    unchanged. Returns the line."""
+    before = _snapshot(*watched)
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("ulmfit: error:"), err
+    assert _snapshot(*watched) == before
+    return lines[0]
+
+
+# ---- class 1: text that is not valid Unicode -------------------------------------------------------------
+BAD_ARG = "caf\udcff film"              # what Python makes of the argv bytes b"caf\xff film"
+
+
+class TestInvalidUnicode:
+    @pytest.mark.parametrize("argv", [
+        lambda r: ["predict", r.cls, BAD_ARG],
+        lambda r: ["explain", r.cls, BAD_ARG],
+        lambda r: ["tokenizer", "encode", r.pre, BAD_ARG],
+        lambda r: ["generate", r.pre, BAD_ARG, "--n-words", "2"],
+    ], ids=["predict", "explain", "tokenizer-encode", "generate"])
+    def test_invalid_utf8_argument_is_named(self, runs, capsys, argv):
+        line = one_line_error(argv(runs), capsys, runs.cls, runs.pre)
+        assert "not valid UTF-8" in line and "byte 0xff" in line
+
+    def test_invalid_utf8_in_a_real_argv(self, runs):
+        """The bytes themselves, through the real entry point: exit 2, one line, no traceback."""
+        proc = subprocess.run([sys.executable, "-m", "ulmfit", "predict", str(runs.cls), b"caf\xff"],
+                              capture_output=True, timeout=120)
+        err = proc.stderr.decode("utf-8", "replace")
+        assert proc.returncode == 2, err
+        assert len(err.strip().splitlines()) == 1 and "not valid UTF-8" in err
+
+    @pytest.mark.parametrize("command", ["predict", "evaluate"])
+    def test_lone_surrogate_in_a_jsonl_file_names_the_line(self, runs, tmp_path, capsys, command):
+        data = tmp_path / "in.jsonl"
+        data.write_text('{"text": "a good film", "label": "pos"}\n{"text": "bad \\ud800 film", "label": "neg"}\n')
+        flag = "--file" if command == "predict" else "--data"
+        line = one_line_error([command, runs.cls, flag, data], capsys, tmp_path)
+        assert "line 2" in line and "U+D800" in line
+
+    def test_lone_surrogate_in_another_jsonl_column_is_refused(self, runs, tmp_path, capsys):
+        """--out writes every column back as UTF-8: a surrogate anywhere in a row could not be written."""
+        data = tmp_path / "in.jsonl"
+        data.write_text('{"text": "a good film", "note": {"k": "\\udfff"}}\n')
+        line = one_line_error(["predict", runs.cls, "--file", data, "--out", tmp_path / "p.csv"], capsys, tmp_path)
+        assert "'note'" in line and "U+DFFF" in line
+        assert not (tmp_path / "p.csv").exists()
