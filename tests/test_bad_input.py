@@ -75,3 +75,41 @@ class TestInvalidUnicode:
         line = one_line_error(["predict", runs.cls, "--file", data, "--out", tmp_path / "p.csv"], capsys, tmp_path)
         assert "'note'" in line and "U+DFFF" in line
         assert not (tmp_path / "p.csv").exists()
+
+
+# ---- class 3: output paths -------------------------------------------------------------------------------
+class TestOutputPaths:
+    def test_predict_out_is_the_input_file(self, runs, tmp_path, capsys):
+        data = _write_csv(tmp_path / "in.csv", [("a good film", "pos")])
+        line = one_line_error(["predict", runs.cls, "--file", data, "--out", data], capsys, tmp_path)
+        assert "is the input file" in line
+
+    def test_predict_out_is_a_file_of_a_run_dir(self, runs, tmp_path, capsys):
+        run = _copy_run(runs.cls, tmp_path / "cls")
+        data = _write_csv(tmp_path / "in.csv", [("a good film", "pos")])
+        line = one_line_error(["predict", run, "--file", data, "--out", run / ckpt.WEIGHTS_FILE], capsys, tmp_path)
+        assert "inside the run dir" in line
+
+    def test_predict_out_under_a_regular_file(self, runs, tmp_path, capsys):
+        data = _write_csv(tmp_path / "in.csv", [("a good film", "pos")])
+        line = one_line_error(["predict", runs.cls, "--file", data, "--out", data / "p.csv"], capsys, tmp_path)
+        assert "is a file, not a folder" in line
+
+    def test_export_out_under_a_regular_file(self, runs, tmp_path, capsys):
+        (tmp_path / "f").write_text("x")
+        line = one_line_error(["export", runs.cls, "--out", tmp_path / "f" / "exp"], capsys, tmp_path, runs.cls)
+        assert "is a file, not a folder" in line
+
+    def test_tokenizer_train_into_a_run_dir(self, runs, tmp_path, capsys):
+        run = _copy_run(runs.pre, tmp_path / "pre")
+        line = one_line_error(["tokenizer", "train", "--train", *runs.txts, "--out", run, "--preset", "tiny",
+                               "--set", "tokenizer.vocab_size=60"], capsys, tmp_path)
+        assert "holds a run" in line
+
+    def test_a_write_under_a_regular_file_is_one_line(self, tmp_path):
+        """The last line of defence, for every writer: atomic_write_bytes cannot create the folder."""
+        from ulmfit.errors import UlmfitError
+        from ulmfit.files import atomic_write_bytes
+        (tmp_path / "f").write_text("x")
+        with pytest.raises(UlmfitError, match="could not write"):
+            atomic_write_bytes(tmp_path / "f" / "sub" / "x.json", b"{}")

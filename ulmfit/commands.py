@@ -8,6 +8,7 @@ from pathlib import Path
 from .config import apply_overrides, preset
 from .errors import UlmfitError
 from .train import Interrupted
+from .validation import check_output_dir, check_output_file
 
 
 # ---- flags -> a stage's config and data (here, not in cli.py: cli imports this module, never the reverse) ----
@@ -72,6 +73,7 @@ def tokenizer(args) -> dict:
         print(" ".join(map(str, ids)))
         return {"ids": ids, "decoded": tok.decode(ids)}
     from .pipeline import lm_documents
+    check_output_dir(args.out, "--out")   # a run dir's tokenizer.model would be replaced under its model
     config = apply_overrides(preset(args.preset, "pretrain"), args.overrides)
     docs = lm_documents(_data_spec(args))
     tok = train_tokenizer(docs["train"], config.tokenizer, args.out)
@@ -169,6 +171,8 @@ def predict(args) -> dict:
     if args.file:
         if texts:
             raise UlmfitError("pass texts either as arguments or with --file, not both")
+        if args.out:                      # before anything is read or computed
+            check_output_file(args.out, "--out", inputs=[args.file])
         texts, rows, header = readers.read_for_prediction(args.file, list(args.text_col))
         if args.out:
             _refuse_taken_columns(args.file, header, PREDICTION_COLUMNS)      # before the models run
@@ -248,6 +252,7 @@ def generate(args) -> dict:
 
 def export(args) -> dict:
     from .export import export_classifier
+    check_output_dir(args.out, "--out", inputs=[args.dir])
     return export_classifier(args.dir, args.out, int8=args.int8, baseline=not args.no_baseline)
 
 

@@ -27,7 +27,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     the umask, and the rename keeps the mode, so a teammate could not read the run dir.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:                  # e.g. a regular file where a folder of the path should be
+        raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
     for _ in range(100):                  # a unique name in the same dir (the rename must not cross filesystems)
         tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:

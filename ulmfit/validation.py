@@ -107,16 +107,18 @@ def check_output_file(out: Path, flag: str = "--out", inputs=()) -> None:
 
 
 def check_output_dir(out: Path, flag: str = "--out", inputs=()) -> None:
-    """`out` is a folder we may create or fill: not an input run dir, not inside one, not under a regular file."""
+    """`out` is a folder we may create or fill: not an input, not a run dir (whose files it would replace), not
+    under an existing regular file."""
     out = Path(out)
     resolved = out.resolve()
     for source in inputs:
         if source is not None and resolved == Path(source).resolve():
             raise UlmfitError(f"{flag} {out} is the input run dir; choose a new folder (inputs are never overwritten)")
     _check_parents(out, flag)
-    for parent in [resolved, *resolved.parents]:
-        if parent.is_dir() and _is_run_dir(parent):
-            raise UlmfitError(f"{flag} {out} is inside the run dir {parent}; choose a folder outside it")
+    if out.exists() and not out.is_dir():
+        raise UlmfitError(f"{flag} {out} exists and is not a folder")
+    if out.is_dir() and _is_run_dir(out):
+        raise UlmfitError(f"{flag} {out} holds a run; choose a new folder (a run dir's files are never overwritten)")
 
 
 def _check_parents(out: Path, flag: str) -> None:
