@@ -113,3 +113,47 @@ class TestOutputPaths:
         (tmp_path / "f").write_text("x")
         with pytest.raises(UlmfitError, match="could not write"):
             atomic_write_bytes(tmp_path / "f" / "sub" / "x.json", b"{}")
+
+
+# ---- class 5: tampered run dirs ----------------------------------------------------------------------------
+def _tamper_config(run, change):
+    meta = json.loads((run / ckpt.CONFIG_FILE).read_text())
+    (run / ckpt.CONFIG_FILE).write_text(json.dumps(change(meta)))
+
+
+class TestTamperedRunDirs:
+    @pytest.mark.parametrize("change, said", [
+        (lambda m: [m], "holds a JSON list"),
+        (lambda m: {**m, "config": "small"}, 'field "config" must be an object'),
+        (lambda m: {**m, "config": {**m["config"], "train": {**m["config"]["train"], "lr": "fast"}}},
+         '"config.train.lr" must be a float'),
+        (lambda m: {**m, "config": {**m["config"], "model": {**m["config"]["model"], "n_layers": 2.5}}},
+         '"config.model.n_layers" must be a int'),
+        (lambda m: {**m, "config": {**m["config"], "model": {**m["config"]["model"], "emb_size": 0}}},
+         "model.emb_size must be > 0"),
+        (lambda m: {**m, "labels": "pos,neg"}, '"labels" must be a list of strings'),
+    ], ids=["not-an-object", "preset-name", "string-lr", "float-layers", "zero-size", "labels-a-string"])
+    def test_config_json_is_named_with_its_field(self, runs, tmp_path, capsys, change, said):
+        run = _copy_run(runs.cls, tmp_path / "cls")
+        _tamper_config(run, change)
+        line = one_line_error(["predict", run, "a good film"], capsys, tmp_path)
+        assert "config.json" in line and said in line
+
+    def test_baseline_json_missing_a_field(self, runs, tmp_path, capsys):
+        run = _copy_run(runs.cls, tmp_path / "cls")
+        _tamper_config(run, lambda m: {**m, "baseline_ensemble": True})
+        meta = json.loads((run / "baseline" / "baseline.json").read_text())
+        del meta["C"]
+        (run / "baseline" / "baseline.json").write_text(json.dumps(meta))
+        line = one_line_error(["predict", run, "a good film"], capsys, tmp_path)
+        assert "baseline.json" in line and '"C"' in line
+
+    @pytest.mark.parametrize("command", ["predict", "generate"])
+    def test_nan_weights_are_refused(self, runs, tmp_path, capsys, command):
+        run = _copy_run(runs.cls if command == "predict" else runs.pre, tmp_path / "run")
+        state = torch.load(run / ckpt.WEIGHTS_FILE, weights_only=True)
+        key = next(k for k, v in state.items() if v.is_floating_point())
+        state[key] = torch.full_like(state[key], float("nan"))
+        torch.save(state, run / ckpt.WEIGHTS_FILE)
+        line = one_line_error([command, run, "a good film"], capsys, tmp_path)
+        assert "model.pt" in line and key in line and "NaN" in line

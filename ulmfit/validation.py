@@ -137,8 +137,6 @@ def _kind_ok(value, default) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, str):
         return isinstance(value, str)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, int)) and not isinstance(value, bool)   # head_hidden: an int or a list
     return True
 
 
