@@ -85,6 +85,22 @@ def check_finite(value: float, name: str) -> None:
         raise UlmfitError(f"{name} must be a finite number, got {value}")
 
 
+MAX_WAIT_MS = 10_000                     # a micro-batch never waits more than 10 s for company
+
+
+def check_serve_config(config) -> None:
+    """`serve`'s settings (a ServeConfig), each named by its CLI flag."""
+    if not 0 <= config.port <= 65535:
+        raise UlmfitError(f"--port must be in 0..65535 (0: any free port), got {config.port}")
+    if config.threads < 0:
+        raise UlmfitError(f"--threads must be >= 0 (0: torch's default), got {config.threads}")
+    if not (math.isfinite(config.max_wait_ms) and 0 <= config.max_wait_ms <= MAX_WAIT_MS):
+        raise UlmfitError(f"--max-wait-ms must be in [0, {MAX_WAIT_MS}], got {config.max_wait_ms}")
+    for name in ("max_batch", "max_texts", "max_chars", "max_body_bytes", "max_explain", "explain_steps"):
+        if getattr(config, name) < 1:
+            raise UlmfitError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+
+
 # ---- output paths ----------------------------------------------------------------------------------------
 def _is_run_dir(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.pt").is_file()
