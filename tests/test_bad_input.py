@@ -157,3 +157,36 @@ class TestTamperedRunDirs:
         torch.save(state, run / ckpt.WEIGHTS_FILE)
         line = one_line_error([command, run, "a good film"], capsys, tmp_path)
         assert "model.pt" in line and key in line and "NaN" in line
+
+
+# ---- class 2: config values torch or the code cannot use ----------------------------------------------------
+from test_cli_errors import _classify  # noqa: E402
+
+
+class TestConfigValues:
+    @pytest.mark.parametrize("setting, said", [
+        ("weight_decay=-0.1", "train.weight_decay"), ("adam_beta1=1", "train.adam_beta1"),
+        ("adam_beta2=-0.5", "train.adam_beta2"), ("lr_decay_per_layer=0", "train.lr_decay_per_layer"),
+        ("max_len=0", "train.max_len"), ("head_hidden=0", "train.head_hidden"), ("seed=-1", "train.seed"),
+        (f"seed={2**64}", "train.seed"), ("threads=-3", "train.threads"), ("clip=-1", "train.clip"),
+        ("ar_alpha=-1", "train.ar_alpha"),
+    ])
+    def test_the_field_is_named(self, runs, tmp_path, capsys, setting, said):
+        line = one_line_error(_classify(runs, tmp_path, "--set", setting), capsys, tmp_path, runs.pre)
+        assert said in line
+
+    def test_a_huge_seed_flag(self, runs, tmp_path, capsys):
+        line = one_line_error(_classify(runs, tmp_path, "--seed", str(10**30)), capsys, tmp_path, runs.pre)
+        assert "train.seed" in line
+
+    def test_valid_frac_that_leaves_nothing_to_train_on(self, runs, tmp_path, capsys):
+        line = one_line_error(_classify(runs, tmp_path, "--set", "valid_frac=0.9999"), capsys, tmp_path, runs.pre)
+        assert "valid_frac" in line and "no training examples" in line
+
+    @pytest.mark.parametrize("flags, said", [(["--temperature", "nan"], "--temperature"),
+                                             (["--temperature", "inf"], "--temperature"),
+                                             (["--seed", str(2**70)], "--seed"), (["--seed", "-1"], "--seed"),
+                                             (["--top-k", "-1"], "--top-k")])
+    def test_generate_flags(self, runs, capsys, flags, said):
+        line = one_line_error(["generate", runs.pre, "The film", "--n-words", "2", *flags], capsys, runs.pre)
+        assert said in line

@@ -8,7 +8,7 @@ from pathlib import Path
 from .config import apply_overrides, preset
 from .errors import UlmfitError
 from .train import Interrupted
-from .validation import check_output_dir, check_output_file
+from .validation import check_finite, check_output_dir, check_output_file, check_seed
 
 
 # ---- flags -> a stage's config and data (here, not in cli.py: cli imports this module, never the reverse) ----
@@ -244,6 +244,11 @@ def explain(args) -> dict:
 
 def generate(args) -> dict:
     from .inference import generate as sample, load_language_model
+    check_finite(args.temperature, "--temperature")
+    check_seed(args.seed, "--seed")
+    for flag, value in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--n-words", args.n_words)):
+        if value < 0:
+            raise UlmfitError(f"{flag} must be >= 0, got {value}")
     model = load_language_model(args.dir, int8=args.int8)
     text = sample(model, args.prompt, args.n_words, args.temperature, args.top_k, args.seed)
     print(text)

@@ -23,6 +23,7 @@ from .classifier import DEFAULT_MAX_TOKENS, TextClassifier
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .errors import UlmfitError
 from .runtime import Runtime
+from .validation import check_seed
 
 
 def _device(rt: Runtime | None, device) -> torch.device | None:
@@ -69,8 +70,9 @@ def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64,
 def generate(model: LanguageModel, prompt: str, n_words: int = 50, temperature: float = 0.8, top_k: int = 40,
              seed: int = 0) -> str:
     """Sample a continuation of `prompt`; temperature -> 0 gives greedy decoding (argmax at every step)."""
-    if temperature < 0 or top_k < 0 or n_words < 0:
-        raise UlmfitError("temperature, top_k and n_words must be >= 0")
+    if not temperature >= 0 or temperature == float("inf") or top_k < 0 or n_words < 0:    # NaN too
+        raise UlmfitError("temperature (finite), top_k and n_words must be >= 0")
+    check_seed(seed, "seed")
     tokenizer, device = model.tokenizer, next(model.parameters()).device
     backwards = model.stage_config.train.backwards
     prompt_ids = tokenizer.encode_document(prompt)
