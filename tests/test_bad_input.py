@@ -190,3 +190,42 @@ class TestConfigValues:
     def test_generate_flags(self, runs, capsys, flags, said):
         line = one_line_error(["generate", runs.pre, "The film", "--n-words", "2", *flags], capsys, runs.pre)
         assert said in line
+
+
+# ---- class 4: resume ----------------------------------------------------------------------------------------
+def _unfinished_pretrain(runs, tmp_path, resume_bytes: bytes):
+    run = _copy_run(runs.pre, tmp_path / "run")
+    for name in (ckpt.WEIGHTS_FILE, ckpt.CONFIG_FILE):     # an unfinished run: resume.pt is the latest state
+        (run / name).unlink()
+    (run / ckpt.RESUME_FILE).write_bytes(resume_bytes)
+    return ["pretrain", "--train", *runs.txts, "--out", run, "--resume", "--tokenizer", runs.pre,
+            "--preset", "tiny", "--threads", "1"]
+
+
+class TestResume:
+    def test_an_empty_resume_checkpoint(self, runs, tmp_path, capsys):
+        line = one_line_error(_unfinished_pretrain(runs, tmp_path, b""), capsys, runs.pre)
+        assert "resume.pt" in line and "empty" in line
+
+    def test_a_truncated_resume_checkpoint(self, runs, tmp_path, capsys):
+        data = (runs.pre / ckpt.WEIGHTS_FILE).read_bytes()
+        line = one_line_error(_unfinished_pretrain(runs, tmp_path, data[:100]), capsys, runs.pre)
+        assert "resume.pt" in line and "truncated or corrupt" in line
+
+    @pytest.fixture
+    def interrupted_classify(self, runs, tmp_path, monkeypatch):
+        """A gradual-unfreezing classify run stopped after its resume checkpoints, before it saved."""
+        def stop(*args, **kwargs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(ckpt, "save_run", stop)
+        assert main([str(a) for a in _classify(runs, tmp_path, "--max-steps", "3", "--set", "save_every=1")]) == 130
+        monkeypatch.undo()
+        assert (tmp_path / "out" / ckpt.RESUME_FILE).is_file()
+        return tmp_path
+
+    @pytest.mark.parametrize("strategy", ["full", "frozen"])
+    def test_resume_with_another_strategy(self, runs, interrupted_classify, capsys, strategy):
+        tmp = interrupted_classify
+        line = one_line_error(_classify(runs, tmp, "--resume", "--strategy", strategy, "--max-steps", "3",
+                                        "--set", "save_every=1"), capsys, runs.pre)
+        assert "resume.pt" in line and "--strategy" in line

@@ -80,8 +80,10 @@ def load_tensors(path: Path, map_location="cpu"):
         raise UlmfitError(f"{path} is refused: it holds pickled objects that are not plain tensors "
                           f"({first[:160]}); only state_dict checkpoints are loaded") from None
     except (RuntimeError, EOFError, ValueError, OSError) as e:
-        raise UlmfitError(f"{path} is not a readable checkpoint (truncated or corrupt: "
-                          f"{str(e).splitlines()[0][:160]})") from None
+        if path.stat().st_size == 0:
+            raise UlmfitError(f"{path} is empty (a write that never finished?); delete it, or --force") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]    # EOFError's message can be empty
+        raise UlmfitError(f"{path} is not a readable checkpoint (truncated or corrupt: {first[:160]})") from None
 
 
 def write_json(path: Path, obj) -> None:
