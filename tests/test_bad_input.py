@@ -229,3 +229,16 @@ class TestResume:
         line = one_line_error(_classify(runs, tmp, "--resume", "--strategy", strategy, "--max-steps", "3",
                                         "--set", "save_every=1"), capsys, runs.pre)
         assert "resume.pt" in line and "--strategy" in line
+
+
+# ---- class 7: a CSV with a duplicated header name ------------------------------------------------------------
+class TestDuplicatedHeader:
+    @pytest.mark.parametrize("command", ["predict", "classify"])
+    def test_the_column_is_named(self, runs, tmp_path, capsys, command):
+        data = tmp_path / "in.csv"
+        data.write_text("text,label,text\na good film,pos,a bad film\na bad film,neg,a good film\n")
+        argv = (["predict", runs.cls, "--file", data, "--out", tmp_path / "p.csv"] if command == "predict"
+                else _classify(runs, tmp_path, train=data))
+        line = one_line_error(argv, capsys, tmp_path, runs.pre)
+        assert "'text'" in line and "twice" in line
+        assert not (tmp_path / "p.csv").exists()

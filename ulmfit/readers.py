@@ -141,6 +141,9 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[dict], list[str]]:
         rows = list(reader)
     except csv.Error as e:
         raise UlmfitError(f"{path}: bad CSV: {e}") from None
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:                             # DictReader would keep the last column of that name, silently
+        raise UlmfitError(f"{path}: the header has the column {twice[0]!r} twice; rename one of them")
     if not rows:
         raise UlmfitError(f"{path} has a header but no rows")
     return rows, header
