@@ -242,3 +242,31 @@ class TestDuplicatedHeader:
         line = one_line_error(argv, capsys, tmp_path, runs.pre)
         assert "'text'" in line and "twice" in line
         assert not (tmp_path / "p.csv").exists()
+
+
+# ---- class 8: long texts -------------------------------------------------------------------------------------
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+class TestLongTexts:
+    def test_max_chars_cuts_and_says_so(self, runs, capsys):
+        long_text = "a good film " * 50
+        assert main(["predict", str(runs.cls), long_text, "--max-chars", "12"]) == 0
+        captured = capsys.readouterr()
+        assert "1 of 1 text(s) longer than --max-chars 12 were cut" in captured.err
+        assert main(["predict", str(runs.cls), long_text[:12]]) == 0
+        assert _last_json(captured.out) == _last_json(capsys.readouterr().out)
+
+    @pytest.mark.parametrize("command", ["predict", "explain"])
+    def test_a_long_input_shows_progress(self, runs, capsys, monkeypatch, command):
+        from ulmfit import longtext
+        monkeypatch.setattr(longtext, "LONG_CHARS", 100)
+        argv = [command, str(runs.cls), "a good film and a bad film " * 10] + (["--steps", "2"] if command ==
+                                                                                "explain" else [])
+        assert main(argv) == 0
+        assert "tok" in capsys.readouterr().err            # tqdm's counter, in tokens
+
+    def test_a_short_input_shows_none(self, runs, capsys):
+        assert main(["predict", str(runs.cls), "a good film"]) == 0
+        assert "tok" not in capsys.readouterr().err

@@ -153,6 +153,12 @@ def _add_int8(p, what: str) -> None:
                         "probabilities shift slightly from fp32's); the run dir is not changed")
 
 
+def _add_max_chars(p) -> None:
+    p.add_argument("--max-chars", type=_positive_int, metavar="N",
+                   help="cut each text to its first N characters, saying how many were cut (default: no cap; a "
+                        "long text costs about 2 min per MB on one core, see docs/input-rules.md)")
+
+
 def _add_inference_batching(p) -> None:
     # --max-tokens' default is classifier.DEFAULT_MAX_TOKENS, written out: importing it would import torch for --help
     p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="at most N texts per forward pass")
@@ -283,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text column(s) of --data, joined with a newline")
     p.add_argument("--label-col", default="label", metavar="C", help="label column of --data")
     _add_inference_batching(p)
+    _add_max_chars(p)
     _add_no_baseline(p)
     _add_int8(p, "the classifier(s)")
     p = _command(sub, "predict", "labels with probabilities",
@@ -298,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col", nargs="+", default=["text"], metavar="C",
                    help="text column(s) of --file, joined with a newline")
     _add_inference_batching(p)
+    _add_max_chars(p)
     _add_no_baseline(p)
     _add_int8(p, "the classifier(s)")
     p = _command(sub, "explain", "why this label: per-token integrated-gradients attributions",
@@ -307,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help="the text to explain")
     p.add_argument("--target", metavar="LABEL", help="explain this label instead of the predicted one")
     p.add_argument("--steps", type=_positive_int, default=48, help="integration steps (more: a smaller gap)")
+    _add_max_chars(p)
     p = _command(sub, "generate", "sample text from an LM dir",
                  "ulmfit generate runs/ft \"The film\" --n-words 30",
                  "ulmfit generate runs/ft \"The film\" --temperature 0               # greedy")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .config import apply_overrides, preset
 from .errors import UlmfitError
+from .longtext import cap_texts, progress
 from .train import Interrupted
 from .validation import check_finite, check_output_dir, check_output_file, check_seed
 
@@ -133,7 +134,8 @@ def evaluate(args) -> dict:
         # one class is fine here: the two-class rule is for training data
         texts, labels = readers.read_labelled_file(args.data, list(args.text_col), args.label_col,
                                                    need_two_classes=False)
-    probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size, baseline=not args.no_baseline,
+    probs, names = ensemble_proba(args.dirs, cap_texts(list(texts), args.max_chars), args.batch_size,
+                                  baseline=not args.no_baseline,
                                   int8=args.int8, max_tokens=args.max_tokens)
     unknown = sorted({str(lab) for lab in labels} - set(names))
     if unknown:
@@ -163,7 +165,7 @@ def predict(args) -> dict:
     from . import readers
     from .inference import ensemble_proba
     n_dirs = 0                            # the leading arguments that are dirs; "" is a text, not "."
-    while n_dirs < len(args.dirs) and args.dirs[n_dirs] and Path(args.dirs[n_dirs]).is_dir():
+    while n_dirs < len(args.dirs) and args.dirs[n_dirs] and _is_dir(args.dirs[n_dirs]):
         n_dirs += 1
     dirs, texts = [Path(d) for d in args.dirs[:n_dirs]], list(args.dirs[n_dirs:])
     if not dirs:
@@ -180,7 +182,8 @@ def predict(args) -> dict:
         raise UlmfitError("--out goes with --file")
     if not texts:
         raise UlmfitError("no texts to classify: pass them after the model dir(s) or use --file")
-    probs, names = ensemble_proba(dirs, texts, args.batch_size, baseline=not args.no_baseline, int8=args.int8,
+    probs, names = ensemble_proba(dirs, cap_texts(texts, args.max_chars), args.batch_size,
+                                  baseline=not args.no_baseline, int8=args.int8,
                                   max_tokens=args.max_tokens)
     _with_baseline(dirs, args.no_baseline)
     predictions = [{"label": names[int(p.argmax())], "probabilities": {n: round(float(q), 6) for n, q in zip(names, p)}}
@@ -196,6 +199,13 @@ def predict(args) -> dict:
     for pred in predictions:
         counts[pred["label"]] += 1
     return {**({"out": str(args.out)} if args.out else {}), "n": len(texts), "labels": counts}
+
+
+def _is_dir(arg: str) -> bool:
+    try:
+        return Path(arg).is_dir()
+    except OSError:                       # a text too long to be a file name (ENAMETOOLONG) is a text
+        return False
 
 
 PREDICTION_COLUMNS = ("prediction", "probability")      # then p_<label> for each class
@@ -236,7 +246,9 @@ def _write_predictions(path: Path, source, rows: list[dict], header: list[str], 
 def explain(args) -> dict:
     from .explain import attributions, to_text
     from .inference import load_classifier
-    expl = attributions(load_classifier(args.dir, baseline=False), args.text, target=args.target, steps=args.steps)
+    model, text = load_classifier(args.dir, baseline=False), cap_texts([args.text], args.max_chars)[0]
+    with progress(model, [text], "explain", passes=args.steps + 2):
+        expl = attributions(model, text, target=args.target, steps=args.steps)
     print(to_text(expl))
     return {"label": expl.label, "probability": round(expl.probability, 6), "tokens": expl.tokens,
             "scores": [round(s, 6) for s in expl.scores], "delta": round(expl.delta, 6)}

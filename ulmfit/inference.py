@@ -22,6 +22,7 @@ from .awd_lstm import LanguageModel, detach_hidden
 from .classifier import DEFAULT_MAX_TOKENS, TextClassifier
 from .config import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .errors import UlmfitError
+from .longtext import progress
 from .runtime import Runtime
 from .validation import check_seed
 
@@ -61,7 +62,8 @@ def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64,
             raise UlmfitError(f"{run_dir} has labels {model.label_names}, unlike {names} of {run_dirs[0]}; "
                               "an ensemble needs the same labels")
         names = model.label_names
-        probs = classifier_proba(model, texts, batch_size, rt, max_tokens)
+        with progress(model, texts, Path(run_dir).name):      # a bar on stderr for long inputs
+            probs = classifier_proba(model, texts, batch_size, rt, max_tokens)
         total = probs if total is None else total + probs
     return total / len(run_dirs), names
 
