@@ -270,3 +270,27 @@ class TestLongTexts:
     def test_a_short_input_shows_none(self, runs, capsys):
         assert main(["predict", str(runs.cls), "a good film"]) == 0
         assert "tok" not in capsys.readouterr().err
+
+
+# ---- class 9: bf16 emulated on AVX-512 without native bf16 ----------------------------------------------------
+class TestEmulatedBf16:
+    @pytest.fixture
+    def ice_lake(self, monkeypatch):
+        """This machine's CPU has avx512_bf16: the capability check is told otherwise (AVX-512 alone)."""
+        from ulmfit import runtime
+        monkeypatch.setattr(runtime, "cpu_flags", lambda: ["avx2", "avx512f", "avx512_vnni"])
+
+    @pytest.mark.bf16
+    def test_bf16_training_warns_in_one_line(self, runs, tmp_path, capsys, ice_lake):
+        argv = ["pretrain", "--train", *runs.txts, "--out", str(tmp_path / "o"), "--preset", "tiny", "--threads", "1",
+                "--max-steps", "1", "--precision", "bf16", "--set", "tokenizer.vocab_size=70"]
+        assert main(argv) == 0
+        said = [ln for ln in capsys.readouterr().err.splitlines() if "emulated" in ln]
+        assert len(said) == 1 and said[0].startswith("ulmfit: warning: --precision bf16")
+
+    @pytest.mark.parametrize("flags, emulated", [(["avx2", "avx512f"], True), (["avx512f", "avx512_bf16"], False),
+                                                 (["avx512f", "amx_bf16"], False), (["avx2"], False)])
+    def test_the_capability_check(self, monkeypatch, flags, emulated):
+        from ulmfit import runtime
+        monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
+        assert runtime.bf16_is_emulated() is emulated
