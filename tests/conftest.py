@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 # Property tests (tests/test_properties.py): a few dozen examples each in the default suite, many more in CI's long
 # pass (`HYPOTHESIS_PROFILE=ci-long`, .ci/run). No deadline: a shared CPU makes per-example timings meaningless.
 settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("ci-long", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci-long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 

@@ -156,7 +156,7 @@ def _add_int8(p, what: str) -> None:
 def _add_max_chars(p) -> None:
     p.add_argument("--max-chars", type=_positive_int, metavar="N",
                    help="cut each text to its first N characters, saying how many were cut (default: no cap; a "
-                        "long text costs about 2 min per MB on one core, see docs/input-rules.md)")
+                        "long text costs about 70-120 s per MB on one core: docs/input-rules.md)")
 
 
 def _add_inference_batching(p) -> None:

@@ -1,7 +1,7 @@
 """Long texts (issue 30, class 8): an optional cap on characters per text, and progress for long inputs.
 
 A classifier reads every token of a text through the LSTM (BPT3C), one text per row of a batch, so a single long
-text costs time in proportion to its length and does not share its batch: about 2 minutes per MB on one CPU core
+text costs time in proportion to its length and does not share its batch: about 70-120 s per MB on one CPU core
 with the `small` preset (benchmarks/results/long_text.txt; docs/input-rules.md). `predict`, `evaluate` and
 `explain` therefore show a progress bar (on stderr, in tokens) once the input passes `LONG_CHARS` characters, and
 take `--max-chars N`, which cuts each text to its first N characters and says how many were cut (`serve`
