@@ -294,3 +294,11 @@ class TestEmulatedBf16:
         from ulmfit import runtime
         monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
         assert runtime.bf16_is_emulated() is emulated
+
+
+def test_resume_of_a_finished_run_with_a_tampered_config(runs, tmp_path, capsys):
+    """--resume on a finished run reads its config.json for the results: a tampered one is one line too."""
+    run = _copy_run(runs.cls, tmp_path / "out")
+    (run / ckpt.CONFIG_FILE).write_text('["not", "a", "config"]')
+    line = one_line_error(_classify(runs, tmp_path, "--resume"), capsys, tmp_path)
+    assert "config.json" in line and "not a ulmfit run config" in line

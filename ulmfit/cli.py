@@ -403,10 +403,17 @@ def _main(argv: list[str] | None) -> int:
         check_args(args)                  # argv's texts, decoded once here (docs/input-rules.md)
         result = run(args)
     except RunFinished as e:              # `until ulmfit ... --resume; do :; done` ends here
-        print(f"ulmfit: {e}", file=sys.stderr)
         from .checkpoint import CONFIG_FILE, read_json
-        result = {"out": str(e.out_dir), "finished": True,
-                  **read_json(Path(e.out_dir) / CONFIG_FILE).get("results", {})}
+        from .config import SECTIONS
+        from .validation import check_run_meta
+        try:
+            meta = read_json(Path(e.out_dir) / CONFIG_FILE)
+            check_run_meta(meta, Path(e.out_dir) / CONFIG_FILE, SECTIONS)    # a tampered one: one line too
+        except UlmfitError as bad:
+            print(f"ulmfit: error: {bad}", file=sys.stderr)
+            return 2
+        print(f"ulmfit: {e}", file=sys.stderr)
+        result = {"out": str(e.out_dir), "finished": True, **meta.get("results", {})}
     except _NoCommand as e:              # bare `ulmfit` (or `ulmfit data`): the commands, then the error line
         print(e.help, file=sys.stderr)
         print(f"ulmfit: error: {e}", file=sys.stderr)
