@@ -169,8 +169,9 @@ class Service:
                 raise ClientError(HTTPStatus.BAD_REQUEST, f"texts[{i}] is a {type(text).__name__}, not a string")
             if not text.strip():
                 raise ClientError(HTTPStatus.BAD_REQUEST, f"texts[{i}] is empty")
-            if invalid_text(text):            # the CLI's rule for argv and files (validation.py)
-                raise ClientError(HTTPStatus.BAD_REQUEST, f"texts[{i}]: {invalid_text(text)}")
+            problem = invalid_text(text)      # the CLI's rule for argv and files (validation.py)
+            if problem:
+                raise ClientError(HTTPStatus.BAD_REQUEST, f"texts[{i}]: {problem}")
             if len(text) > c.max_chars:
                 raise ClientError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                   f"texts[{i}] has {len(text):,} characters; the limit is {c.max_chars:,}")
