@@ -1,6 +1,9 @@
 """Shared fixtures: a tiny model config, a seeded generator and a batch of tokens (STYLE §9)."""
+import os
+
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from ulmfit.config import ModelConfig
 from ulmfit.runtime import precision_problem
@@ -10,6 +13,12 @@ TINY_BATCH_SIZE, TINY_BPTT = 4, 7
 # Tests use tiny models, for which a second thread costs more in synchronisation than it computes (and on a
 # shared machine it can cost 100x). Subprocesses the tests start choose their own threads.
 torch.set_num_threads(1)
+
+# Property tests (tests/test_properties.py): a few dozen examples each in the default suite, many more in CI's long
+# pass (`HYPOTHESIS_PROFILE=ci-long`, .ci/run). No deadline: a shared CPU makes per-example timings meaningless.
+settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci-long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ulmfit"
 # In data-flow order: a module may import modules of its own layer and of the layers above it, never of one below.
 # A layer is named by top-level names under ulmfit/ (a subpackage, or single modules).
 LAYERS = [
-    ("base", {"errors", "files", "config", "runtime"}),
+    ("base", {"errors", "files", "config", "runtime", "validation", "longtext"}),
     ("data", {"data"}),
     ("text", {"text"}),
     ("model", {"model"}),

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from .config import StageConfig
+from .config import SECTIONS, StageConfig, validate
 from .errors import RunFinished, UlmfitError
 from .files import (CONFIG_FILE, METRICS_FILE, RESUME_FILE, TOKENIZER_FILE, WEIGHTS_FILE,  # noqa: F401 (re-exported)
                     atomic_write_bytes, load_state_checked, load_tensors, read_json, save_tensors, write_json)
+from .validation import check_finite_weights, check_run_meta
 from .text.tokenizer import Tokenizer, load_tokenizer, tokenizer_files
 
 
@@ -84,11 +85,14 @@ def load_run(run_dir: Path, stages: tuple[str, ...] | None = None):
     if missing:
         raise UlmfitError(f"model dir {run_dir} is missing {', '.join(missing)}; was the run finished?")
     meta = read_json(run_dir / CONFIG_FILE)
-    if "config" not in meta or "stage" not in meta:
-        raise UlmfitError(f"{run_dir / CONFIG_FILE} is not a ulmfit run config")
+    check_run_meta(meta, run_dir / CONFIG_FILE, SECTIONS)     # types of every field, the file and field named
     if stages and meta["stage"] not in stages:
         raise UlmfitError(f"{run_dir} holds a {meta['stage']} run; expected {' or '.join(stages)}")
     config = StageConfig.from_dict(meta["config"])
+    try:                                  # and the values: a tampered size or rate fails here, not inside torch
+        validate(config)
+    except UlmfitError as e:
+        raise UlmfitError(f"{run_dir / CONFIG_FILE}: {e}") from None
     tokenizer = load_tokenizer(run_dir)
     if meta.get("tokenizer_fingerprint") not in (None, tokenizer.fingerprint()):
         raise UlmfitError(f"{tokenizer_files(run_dir)[0]} does not match the model it sits beside (its fingerprint "
@@ -99,6 +103,7 @@ def load_run(run_dir: Path, stages: tuple[str, ...] | None = None):
     state = load_tensors(run_dir / WEIGHTS_FILE)
     if not isinstance(state, dict):
         raise UlmfitError(f"{run_dir / WEIGHTS_FILE} does not hold a state_dict")
+    check_finite_weights(state, run_dir / WEIGHTS_FILE)
     return meta, config, state, tokenizer
 
 

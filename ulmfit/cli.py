@@ -153,6 +153,12 @@ def _add_int8(p, what: str) -> None:
                         "probabilities shift slightly from fp32's); the run dir is not changed")
 
 
+def _add_max_chars(p) -> None:
+    p.add_argument("--max-chars", type=_positive_int, metavar="N",
+                   help="cut each text to its first N characters, saying how many were cut (default: no cap; a "
+                        "long text costs about 70-120 s per MB on one core: docs/input-rules.md)")
+
+
 def _add_inference_batching(p) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="at most N texts per forward pass")
     p.add_argument("--max-tokens", type=_positive_int, default=DEFAULT_MAX_TOKENS, metavar="N",
@@ -308,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text column(s) of --data, joined with a newline")
     p.add_argument("--label-col", default="label", metavar="C", help="label column of --data")
     _add_inference_batching(p)
+    _add_max_chars(p)
     _add_no_baseline(p)
     _add_int8(p, "the classifier(s)")
     p = _command(sub, "predict", "labels with probabilities",
@@ -323,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col", nargs="+", default=["text"], metavar="C",
                    help="text column(s) of --file, joined with a newline")
     _add_inference_batching(p)
+    _add_max_chars(p)
     _add_no_baseline(p)
     _add_int8(p, "the classifier(s)")
     p = _command(sub, "explain", "why this label: per-token integrated-gradients attributions",
@@ -332,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help="the text to explain")
     p.add_argument("--target", metavar="LABEL", help="explain this label instead of the predicted one")
     p.add_argument("--steps", type=_positive_int, default=48, help="integration steps (more: a smaller gap)")
+    _add_max_chars(p)
     p = _command(sub, "generate", "sample text from an LM dir",
                  "ulmfit generate runs/ft \"The film\" --n-words 30",
                  "ulmfit generate runs/ft \"The film\" --temperature 0               # greedy")
@@ -415,12 +424,21 @@ def _main(argv: list[str] | None) -> int:
     warnings.formatwarning = functools.partial(_format_warning, previous_format)
     try:
         args = build_parser().parse_args(argv)
+        from .validation import check_args
+        check_args(args)                  # argv's texts, decoded once here (docs/input-rules.md)
         result = run(args)
     except RunFinished as e:              # `until ulmfit ... --resume; do :; done` ends here
-        print(f"ulmfit: {e}", file=sys.stderr)
         from .checkpoint import CONFIG_FILE, read_json
-        result = {"out": str(e.out_dir), "finished": True,
-                  **read_json(Path(e.out_dir) / CONFIG_FILE).get("results", {})}
+        from .config import SECTIONS
+        from .validation import check_run_meta
+        try:
+            meta = read_json(Path(e.out_dir) / CONFIG_FILE)
+            check_run_meta(meta, Path(e.out_dir) / CONFIG_FILE, SECTIONS)    # a tampered one: one line too
+        except UlmfitError as bad:
+            print(f"ulmfit: error: {bad}", file=sys.stderr)
+            return 2
+        print(f"ulmfit: {e}", file=sys.stderr)
+        result = {"out": str(e.out_dir), "finished": True, **meta.get("results", {})}
     except _NoCommand as e:              # bare `ulmfit` (or `ulmfit data`): the commands, then the error line
         print(e.help, file=sys.stderr)
         print(f"ulmfit: error: {e}", file=sys.stderr)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from .config import apply_overrides, preset
 from .errors import UlmfitError
+from .longtext import cap_texts, progress
 from .train.loop import Interrupted
+from .validation import check_finite, check_output_dir, check_output_file, check_seed
 
 
 # ---- flags -> a stage's config and data (here, not in cli.py: cli imports this module, never the reverse) ----
@@ -78,6 +80,7 @@ def tokenizer(args) -> dict:
             print(f"rules: {describe_rules(rules)}")
         return {"ids": ids, "decoded": tok.decode(ids), **({"rules": rules} if rules else {})}
     from .pipeline import lm_documents
+    check_output_dir(args.out, "--out")   # a run dir's tokenizer.model would be replaced under its model
     config = apply_overrides(preset(args.preset, "pretrain"), args.overrides)
     docs = lm_documents(_data_spec(args))
     tok = train_tokenizer(docs["train"], config.tokenizer, args.out)
@@ -159,7 +162,8 @@ def evaluate(args) -> dict:
         # one class is fine here: the two-class rule is for training data
         texts, labels = readers.read_labelled_file(args.data, list(args.text_col), args.label_col,
                                                    need_two_classes=False)
-    probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size, baseline=not args.no_baseline,
+    probs, names = ensemble_proba(args.dirs, cap_texts(list(texts), args.max_chars), args.batch_size,
+                                  baseline=not args.no_baseline,
                                   int8=args.int8, max_tokens=args.max_tokens)
     unknown = sorted({str(lab) for lab in labels} - set(names))
     if unknown:
@@ -189,7 +193,7 @@ def predict(args) -> dict:
     from .data import readers
     from .predict import ensemble_proba, prediction_dicts
     n_dirs = 0                            # the leading arguments that are dirs; "" is a text, not "."
-    while n_dirs < len(args.dirs) and args.dirs[n_dirs] and Path(args.dirs[n_dirs]).is_dir():
+    while n_dirs < len(args.dirs) and args.dirs[n_dirs] and _is_dir(args.dirs[n_dirs]):
         n_dirs += 1
     dirs, texts = [Path(d) for d in args.dirs[:n_dirs]], list(args.dirs[n_dirs:])
     if not dirs:
@@ -197,6 +201,8 @@ def predict(args) -> dict:
     if args.file:
         if texts:
             raise UlmfitError("pass texts either as arguments or with --file, not both")
+        if args.out:                      # before anything is read or computed
+            check_output_file(args.out, "--out", inputs=[args.file])
         texts, rows, header = readers.read_for_prediction(args.file, list(args.text_col))
         if args.out:
             _refuse_taken_columns(args.file, header, PREDICTION_COLUMNS)      # before the models run
@@ -204,7 +210,8 @@ def predict(args) -> dict:
         raise UlmfitError("--out goes with --file")
     if not texts:
         raise UlmfitError("no texts to classify: pass them after the model dir(s) or use --file")
-    probs, names = ensemble_proba(dirs, texts, args.batch_size, baseline=not args.no_baseline, int8=args.int8,
+    probs, names = ensemble_proba(dirs, cap_texts(texts, args.max_chars), args.batch_size,
+                                  baseline=not args.no_baseline, int8=args.int8,
                                   max_tokens=args.max_tokens)
     _with_baseline(dirs, args.no_baseline)
     predictions = prediction_dicts(names, probs, digits=6)
@@ -219,6 +226,13 @@ def predict(args) -> dict:
     for pred in predictions:
         counts[pred["label"]] += 1
     return {**({"out": str(args.out)} if args.out else {}), "n": len(texts), "labels": counts}
+
+
+def _is_dir(arg: str) -> bool:
+    try:
+        return Path(arg).is_dir()
+    except OSError:                       # a text too long to be a file name (ENAMETOOLONG) is a text
+        return False
 
 
 PREDICTION_COLUMNS = ("prediction", "probability")      # then p_<label> for each class
@@ -259,7 +273,9 @@ def _write_predictions(path: Path, source, rows: list[dict], header: list[str], 
 def explain(args) -> dict:
     from .analysis.explain import attributions, to_text
     from .predict import load_classifier
-    expl = attributions(load_classifier(args.dir, baseline=False), args.text, target=args.target, steps=args.steps)
+    model, text = load_classifier(args.dir, baseline=False), cap_texts([args.text], args.max_chars)[0]
+    with progress(model, [text], "explain", passes=args.steps + 2):
+        expl = attributions(model, text, target=args.target, steps=args.steps)
     print(to_text(expl))
     return {"label": expl.label, "probability": round(expl.probability, 6), "tokens": expl.tokens,
             "scores": [round(s, 6) for s in expl.scores], "delta": round(expl.delta, 6)}
@@ -267,6 +283,11 @@ def explain(args) -> dict:
 
 def generate(args) -> dict:
     from .predict import generate as sample, load_language_model
+    check_finite(args.temperature, "--temperature")
+    check_seed(args.seed, "--seed")
+    for flag, value in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--n-words", args.n_words)):
+        if value < 0:
+            raise UlmfitError(f"{flag} must be >= 0, got {value}")
     model = load_language_model(args.dir, int8=args.int8)
     text = sample(model, args.prompt, args.n_words, args.temperature, args.top_k, args.seed)
     print(text)
@@ -275,6 +296,7 @@ def generate(args) -> dict:
 
 def export(args) -> dict:
     from .apps.export import export_classifier
+    check_output_dir(args.out, "--out", inputs=[args.dir])
     return export_classifier(args.dir, args.out, int8=args.int8, baseline=not args.no_baseline)
 
 

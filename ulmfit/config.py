@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, field, fields, asdict
 
 from .errors import UlmfitError
+from .validation import check_seed
 
 # Special-token ids are fixed for every tokenizer we train (pinned by tests/test_tokenizer.py).
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -309,6 +310,19 @@ def validate(config: StageConfig) -> None:
         raise UlmfitError("head dropouts and label_smoothing must be in [0, 1)")
     if not 0 < t.valid_frac < 1:
         raise UlmfitError(f"valid_frac must be in (0, 1), got {t.valid_frac}")
+    # what torch and the code need beyond that (issue 30): AdamW, the layer LRs, BPT3C, the head, the seeds
+    if t.weight_decay < 0:
+        raise UlmfitError(f"train.weight_decay must be >= 0, got {t.weight_decay}")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(t, name) < 1:
+            raise UlmfitError(f"train.{name} must be in [0, 1), got {getattr(t, name)}")
+    for name in ("lr_decay_per_layer", "max_len", "head_hidden"):
+        if not getattr(t, name) > 0:
+            raise UlmfitError(f"train.{name} must be > 0, got {getattr(t, name)}")
+    for name in ("clip", "ar_alpha", "tar_beta", "threads"):
+        if getattr(t, name) < 0:
+            raise UlmfitError(f"train.{name} must be >= 0, got {getattr(t, name)}")
+    check_seed(t.seed, "train.seed")
     for name, choices in _CHOICES.items():
         for obj in (config.tokenizer, m, t):
             if hasattr(obj, name) and getattr(obj, name) not in choices:

@@ -35,7 +35,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     the umask, and the rename keeps the mode, so a teammate could not read the run dir.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:                  # e.g. a regular file where a folder of the path should be
+        raise UlmfitError(f"could not write {path}: {e.strerror or e}") from None
     for _ in range(100):                  # a unique name in the same dir (the rename must not cross filesystems)
         tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
@@ -85,8 +88,10 @@ def load_tensors(path: Path, map_location="cpu"):
         raise UlmfitError(f"{path} is refused: it holds pickled objects that are not plain tensors "
                           f"({first[:160]}); only state_dict checkpoints are loaded") from None
     except (RuntimeError, EOFError, ValueError, OSError) as e:
-        raise UlmfitError(f"{path} is not a readable checkpoint (truncated or corrupt: "
-                          f"{str(e).splitlines()[0][:160]})") from None
+        if path.stat().st_size == 0:
+            raise UlmfitError(f"{path} is empty (a write that never finished?); delete it, or --force") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]    # EOFError's message can be empty
+        raise UlmfitError(f"{path} is not a readable checkpoint (truncated or corrupt: {first[:160]})") from None
 
 
 def write_json(path: Path, obj) -> None:

@@ -35,10 +35,12 @@ from .analysis.metrics import prediction_dicts
 from .checkpoint import CONFIG_FILE, load_run, load_state_checked
 from .config import BOS_ID, DEFAULT_MAX_TOKENS, EOS_ID, PAD_ID, UNK_ID
 from .errors import UlmfitError
+from .longtext import progress
 from .model import awd_lstm, classifier, quantize
 from .model.awd_lstm import detach_hidden
 from .pretrained.model_zoo import resolve_pretrained
 from .runtime import Runtime
+from .validation import check_seed
 from .text.batching import ClassificationBatches
 from .train import evaluate
 
@@ -171,7 +173,8 @@ def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64,
             raise UlmfitError(f"{run_dir} has labels {model.label_names}, unlike {names} of {run_dirs[0]}; "
                               "an ensemble needs the same labels")
         names = model.label_names
-        probs = classifier_proba(model, texts, batch_size, rt, max_tokens)
+        with progress(model, texts, Path(run_dir).name):      # a bar on stderr for long inputs
+            probs = classifier_proba(model, texts, batch_size, rt, max_tokens)
         total = probs if total is None else total + probs
     return total / len(run_dirs), names
 
@@ -180,8 +183,9 @@ def ensemble_proba(run_dirs: list[Path], texts: list[str], batch_size: int = 64,
 def generate(model: LanguageModel, prompt: str, n_words: int = 50, temperature: float = 0.8, top_k: int = 40,
              seed: int = 0) -> str:
     """Sample a continuation of `prompt`; temperature -> 0 gives greedy decoding (argmax at every step)."""
-    if temperature < 0 or top_k < 0 or n_words < 0:
-        raise UlmfitError("temperature, top_k and n_words must be >= 0")
+    if not temperature >= 0 or temperature == float("inf") or top_k < 0 or n_words < 0:    # NaN too
+        raise UlmfitError("temperature (finite), top_k and n_words must be >= 0")
+    check_seed(seed, "seed")
     tokenizer, device = model.tokenizer, next(model.parameters()).device
     backwards = model.stage_config.train.backwards
     prompt_ids = tokenizer.encode_document(prompt)

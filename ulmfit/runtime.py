@@ -13,6 +13,7 @@ import functools
 import gc
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,10 @@ def setup_runtime(precision: str = "fp32", threads: int = 0, device: str | None 
     problem = precision_problem(precision, dev)
     if problem:
         raise UlmfitError(f"--precision {precision} is not available: {problem}")
+    if precision == "bf16" and dev.type == "cpu" and bf16_is_emulated():
+        warnings.warn(f"--precision bf16 on this CPU ({cpu_name()}: AVX-512 without avx512_bf16 or AMX) is "
+                      "emulated by oneDNN, about 3x slower than fp32 (benchmarks/lm_throughput.py); use fp32",
+                      stacklevel=2)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return Runtime(device=dev, precision=precision, rank=rank, world_size=world_size)
@@ -154,6 +159,13 @@ def cpu_flags() -> list[str]:
         pass
     return []
 
+
+
+def bf16_is_emulated() -> bool:
+    """AVX-512 but no native bf16 (no avx512_bf16, no AMX; e.g. Ice Lake, Cascade Lake): oneDNN runs bf16 by
+    converting to fp32 and back, a third of fp32's speed in training and inference (issue 30, class 9)."""
+    flags = cpu_flags()
+    return "avx512f" in flags and not any(f in flags for f in ("avx512_bf16", "amx_bf16"))
 
 
 def has_int8_dot() -> bool:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import UlmfitError
 from ..files import atomic_write_bytes, read_json, write_json
+from ..validation import check_fields
 
 C_GRID = (1.0, 10.0, 100.0)            # inverse L2 strength, chosen on valid; 10 is the benchmark's fixed choice
 WORD = {"analyzer": "word", "ngram_range": (1, 2)}
@@ -158,6 +159,9 @@ class TfidfLR:
     def load(cls, out_dir: Path) -> "TfidfLR":
         out_dir = Path(out_dir)
         meta = read_json(out_dir / META_FILE)
+        check_fields(meta, out_dir / META_FILE, {"labels": list, "C": (int, float), "blocks": list})
+        for spec in meta["blocks"]:
+            check_fields(spec, out_dir / META_FILE, {"analyzer": str, "ngram_range": list})
         try:
             terms = json.loads((out_dir / VOCAB_FILE).read_text(encoding="utf-8"))
             with np.load(out_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
@@ -168,6 +172,9 @@ class TfidfLR:
         unknown = [s["analyzer"] for s in specs if s["analyzer"] not in ANALYZERS]
         if unknown or len(terms) != len(specs):
             raise UlmfitError(f"{out_dir / META_FILE} describes a baseline this version cannot rebuild")
+        missing = [k for k in ["coef", "intercept", *(f"idf_{k}" for k in range(len(specs)))] if k not in arrays]
+        if missing:
+            raise UlmfitError(f"{out_dir / WEIGHTS_FILE} has no array {missing[0]!r}")
         blocks = [Block(s["analyzer"], tuple(s["ngram_range"]), t, arrays[f"idf_{k}"])
                   for k, (s, t) in enumerate(zip(specs, terms))]
         return cls(meta["labels"], blocks, arrays["coef"], arrays["intercept"], float(meta["C"]))

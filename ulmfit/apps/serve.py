@@ -39,6 +39,7 @@ from pathlib import Path
 
 from ..analysis.metrics import prediction_dicts
 from ..errors import UlmfitError
+from ..validation import bounded_json, check_serve_config, invalid_text
 
 
 @dataclass
@@ -146,9 +147,9 @@ class Service:
 
     def parse(self, body: bytes) -> tuple[list[str], bool]:
         """The texts and the explain flag of a /predict body, or a ClientError saying what is wrong with it."""
-        try:
-            request = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        try:                              # bounded: depth and integer digits (a hostile body kills json.loads)
+            request = bounded_json(body.decode("utf-8"))
+        except ValueError as e:           # UnicodeDecodeError and JSONDecodeError among them
             raise ClientError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {e}") from None
         if not isinstance(request, dict) or "texts" not in request:
             raise ClientError(HTTPStatus.BAD_REQUEST, 'expected a JSON object {"texts": ["...", ...]}')
@@ -169,6 +170,9 @@ class Service:
                 raise ClientError(HTTPStatus.BAD_REQUEST, f"texts[{i}] is a {type(text).__name__}, not a string")
             if not text.strip():
                 raise ClientError(HTTPStatus.BAD_REQUEST, f"texts[{i}] is empty")
+            problem = invalid_text(text)      # the CLI's rule for argv and files (validation.py)
+            if problem:
+                raise ClientError(HTTPStatus.BAD_REQUEST, f"texts[{i}]: {problem}")
             if len(text) > c.max_chars:
                 raise ClientError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                   f"texts[{i}] has {len(text):,} characters; the limit is {c.max_chars:,}")
@@ -229,6 +233,25 @@ class Handler(BaseHTTPRequestHandler):
             self._json(e.status, {"error": str(e)})
         except UlmfitError as e:
             self._json(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(e)})
+        except Exception as e:            # never a connection closed without an answer
+            self.close_connection = True
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(e).__name__}: {str(e)[:200]}"})
+
+    def _not_allowed(self):
+        self.close_connection = True      # an unread body must not be taken for the next request
+        self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{self.command} is not served: GET / and /health, "
+                                                            "POST /predict"})
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a bad request line, too many headers, an unknown method) as JSON too."""
+        self.close_connection = True
+        try:
+            status = HTTPStatus(code)
+            self._json(status, {"error": message or status.phrase})
+        except (BrokenPipeError, ConnectionResetError, ValueError):
+            pass
 
     def _body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -238,6 +261,9 @@ class Handler(BaseHTTPRequestHandler):
             n = int(length)
         except ValueError:
             raise ClientError(HTTPStatus.BAD_REQUEST, f"Content-Length {length!r} is not a number") from None
+        if n < 0:                                 # rfile.read(-1) would wait for the client to close
+            self.close_connection = True
+            raise ClientError(HTTPStatus.BAD_REQUEST, f"Content-Length {n} is negative")
         if n > self.service.config.max_body_bytes:
             self.close_connection = True          # the unread body must not be taken for the next request
             raise ClientError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -267,6 +293,7 @@ def make_server(run_dir: Path, config: ServeConfig | None = None) -> ThreadingHT
     """A ready, not yet serving, server for `run_dir` (a classify run dir); `.service` holds the model side.
     `server.serve_forever()` serves; `server.shutdown()` (from another thread) and `close_server` stop it."""
     config = config or ServeConfig()
+    check_serve_config(config)            # before the model loads: a bad flag is one line, not a later traceback
     service = Service(run_dir, config)
     handler = type("BoundHandler", (Handler,), {"service": service})
     try:

@@ -177,6 +177,9 @@ def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, t
     else:
         order = np.random.default_rng(seed).permutation(len(texts))
         cut = max(1, int(round(len(texts) * valid_frac)))
+        if cut >= len(texts):
+            raise UlmfitError(f"train.valid_frac={valid_frac:g} holds out all {len(texts)} examples: no training "
+                              "examples are left; lower it or pass --valid FILE")
         pick = lambda idx: ([texts[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
         splits["valid"], splits["train"] = pick(order[:cut]), pick(order[cut:])
     if data.test:

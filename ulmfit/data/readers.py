@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import UlmfitError
+from ..validation import check_strings
 
 _OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))        # reviews can be longer than csv's 128 kB default
@@ -140,6 +141,9 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[dict], list[str]]:
         rows = list(reader)
     except csv.Error as e:
         raise UlmfitError(f"{path}: bad CSV: {e}") from None
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:                             # DictReader would keep the last column of that name, silently
+        raise UlmfitError(f"{path}: the header has the column {twice[0]!r} twice; rename one of them")
     if not rows:
         raise UlmfitError(f"{path} has a header but no rows")
     return rows, header
@@ -156,6 +160,7 @@ def _read_jsonl(path: Path) -> tuple[list[dict], list[str]]:
             raise UlmfitError(f"{path} line {i} is not valid JSON: {e.msg}") from None
         if not isinstance(row, dict):
             raise UlmfitError(f"{path} line {i}: expected a JSON object, got {type(row).__name__}")
+        check_strings(row, f"{path} line {i}")        # JSON can spell a lone surrogate ("\\ud800"); UTF-8 cannot
         rows.append(row)
         header.update(dict.fromkeys(row))
     if not rows:

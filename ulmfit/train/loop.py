@@ -161,7 +161,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     module = model
     pos, carry, opt_state = Position(), None, None
     if resume and out_dir is not None:
-        pos, carry, opt_state = _load_resume(Path(out_dir), rt, module)
+        pos, carry, opt_state = _load_resume(Path(out_dir), rt, module, _plan(stages))
     first_steps = _stage_bounds(stages, task, cfg)
     run_start = time.perf_counter()
     budget_s = max(cfg.max_minutes * 60 - (run_start - (started or run_start)), 1.0) if cfg.max_minutes else 0.0
@@ -183,7 +183,11 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                 continue
             optimizer = _build_optimizer(module, stage, cfg, rt)
             if opt_state is not None:
-                optimizer.load_state_dict(opt_state)
+                try:                      # a checkpoint older than its "plan" field, of another plan
+                    optimizer.load_state_dict(opt_state)
+                except (ValueError, KeyError) as e:
+                    raise UlmfitError(f"{Path(out_dir) / RESUME_FILE} does not fit this run's optimiser ({e}); "
+                                      f"{_SAME_PLAN}") from None
                 opt_state = None
             net = (DistributedDataParallel(module, device_ids=[rt.device] if rt.device.type == "cuda" else None)
                    if rt.distributed else module)
@@ -243,11 +247,11 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                         signum, save_due = _agreed_flags(stop, _save_due(cfg, pos.step, last_save), rt)
                         pos.stage_used_s = clock.used()
                         if signum:
-                            _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                            _save_resume(out_dir, rt, module, optimizer, pos, carry, _plan(stages))
                             raise Interrupted(signum, pos.step)
                         if save_due:                                  # not charged to a time budget
                             save_start = time.perf_counter()
-                            last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                            last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry, _plan(stages))
                             clock.pause(last_save - save_start)
                         if cfg.eval_every and pos.step % cfg.eval_every == 0:    # a finer validation curve
                             eval_start = time.perf_counter()
@@ -280,7 +284,7 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
                 pos.epoch, pos.batch = epoch + 1, 0
                 carry = task.reset_carry(carry)
                 pos.stage_used_s = clock.used()
-                last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry)
+                last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry, _plan(stages))
                 if stopper is not None and stopper.stop:
                     if rt.is_main:
                         tqdm.write(f"early stopping: {stopper.bad_epochs} epoch(s) without a better validation "
@@ -318,7 +322,16 @@ def _agreed_flags(stop: dict, save_due: bool, rt: Runtime) -> tuple[int, bool]:
     return int(signum), save_due
 
 
-def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry) -> float:
+_SAME_PLAN = ("resume with the --strategy, --epochs and --set options of the interrupted run, or pass --force to "
+              "start afresh")
+
+
+def _plan(stages: list[Stage]) -> list:
+    """What a resume checkpoint must agree on: the stages, their epochs and trainable groups."""
+    return [[s.name, s.epochs, list(s.trainable)] for s in stages]
+
+
+def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry, plan=None) -> float:
     """Write resume.pt (rank 0) and return the clock reading after it. Every rank must call it: the per-rank
     carries and RNG states are gathered."""
     if out_dir is None:
@@ -326,7 +339,7 @@ def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry) 
     ranks = rt.gather({"carry": _to_device(carry, "cpu"), "rng": rng_state()})   # each rank's own stream state
     if rt.is_main:
         save_tensors(Path(out_dir) / RESUME_FILE, {
-            "model": module.state_dict(), "optimizer": optimizer.state_dict(), "ranks": ranks,
+            "model": module.state_dict(), "optimizer": optimizer.state_dict(), "ranks": ranks, "plan": plan,
             "position": {"stage": pos.stage, "epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
                          "history": pos.history, "world_size": rt.world_size, "spent_s": pos.spent_s,
                          "stage_used_s": pos.stage_used_s}})
@@ -334,7 +347,7 @@ def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry) 
     return time.perf_counter()
 
 
-def _load_resume(out_dir: Path, rt: Runtime, module):
+def _load_resume(out_dir: Path, rt: Runtime, module, plan=None):
     """(position, this rank's carry, optimiser state) from out_dir/resume.pt; a fresh start when there is none."""
     path = out_dir / RESUME_FILE
     seen = rt.all_sum(float(path.is_file()))[0]
@@ -346,6 +359,10 @@ def _load_resume(out_dir: Path, rt: Runtime, module):
     saved = load_tensors(path)
     if not isinstance(saved, dict) or not {"model", "optimizer", "position", "ranks"} <= set(saved):
         raise UlmfitError(f"{path} is not a ulmfit resume checkpoint")
+    if saved.get("plan") is not None and plan is not None and saved["plan"] != plan:
+        raise UlmfitError(f"{path} was written by a run with another training plan (stages "
+                          f"{', '.join(str(s[0]) for s in saved['plan'])}, not {', '.join(s[0] for s in plan)}); "
+                          f"{_SAME_PLAN}")
     position = dict(saved["position"])
     written_by = position.pop("world_size", 1)
     if written_by != rt.world_size:
