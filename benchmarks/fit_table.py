@@ -1,0 +1,86 @@
+"""`ulmfit fit` against TF-IDF + LR on the development sets, at a given number of labelled rows (issue 27).
+
+A user with N labelled rows gives them all to `fit`, which holds out its own 10% for validation; so each row of the
+table draws N rows (stratified, seed 0) from the set's train + valid texts, runs `fit` on them under the budget,
+and reads ULMFiT's and TF-IDF + LR's validation accuracy (on the same held-out 10%) from the run. The test split
+is scored only with --score-test, once, and every such look is appended to the results file with its date, so
+the number of looks is on record. Rules are chosen on the validation figures alone.
+
+    python benchmarks/fit_table.py --datasets tweeteval_irony subj --rows 2000 --minutes 5 --out runs/fit-table
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ulmfit.data import download as datasets
+from ulmfit.data.dataspec import DataSpec
+from ulmfit.fit import fit
+from ulmfit.runtime import cpu_flags, cpu_name
+
+
+def draw(name: str, rows: int, seed: int = 0) -> tuple[tuple[list, list], tuple[list, list]]:
+    """`rows` labelled rows (stratified) from train + valid, and the test split."""
+    splits = datasets.load_labelled(name)
+    texts = splits["train"][0] + splits["valid"][0]
+    labels = splits["train"][1] + splits["valid"][1]
+    if rows and rows < len(texts):
+        rng = np.random.default_rng(seed)
+        y = np.asarray(labels)
+        keep = []
+        for label in sorted(set(labels)):
+            idx = np.flatnonzero(y == label)
+            keep += rng.permutation(idx)[:max(1, round(rows * len(idx) / len(y)))].tolist()
+        keep = sorted(keep)
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    return (texts, labels), splits["test"]
+
+
+def run(name: str, rows: int, minutes: float, out: Path, pretrained, score_test: bool) -> dict:
+    train, test = draw(name, rows)
+    spec = DataSpec.from_texts(train, None, test if score_test else None)
+    start = time.perf_counter()
+    result = fit(spec, out, pretrained=pretrained, minutes=minutes, force=True)
+    row = {"dataset": name, "rows": len(train[0]), "minutes_budget": minutes,
+           "minutes_wall": round((time.perf_counter() - start) / 60, 2),
+           "valid_ulmfit": result.get("valid_accuracy"), "valid_tfidf": result.get("baseline_valid_accuracy"),
+           "valid_mean": result.get("ensemble_valid_accuracy"), "delivered": result.get("delivered"),
+           "lm_valid_ppl": result.get("lm_valid_ppl"), "epochs_run": result.get("epochs_run"),
+           "lm_minutes": result.get("lm_minutes"), "classifier_minutes": result.get("classifier_minutes")}
+    if score_test:
+        row.update({k: result.get(k) for k in ("test_accuracy", "baseline_test_accuracy", "ensemble_test_accuracy",
+                                               "delivered_test_accuracy")})
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", required=True)
+    parser.add_argument("--rows", type=int, nargs="+", default=[2000], help="0: every row")
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--pretrained", default=None)
+    parser.add_argument("--out", type=Path, default=Path("runs/fit-table"))
+    parser.add_argument("--score-test", action="store_true", help="score the test split (a look: it is logged)")
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results/fit_table.jsonl"))
+    args = parser.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    header = {"commit": commit, "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), "cpu": cpu_name(),
+              "flags": " ".join(cpu_flags()), "threads": torch.get_num_threads(), "pretrained": args.pretrained,
+              "test_look": args.score_test}
+    for name in args.datasets:
+        for rows in args.rows:
+            row = {**header, **run(name, rows, args.minutes, args.out / f"{name}-{rows}", args.pretrained,
+                                   args.score_test)}
+            print(json.dumps(row), flush=True)
+            with open(args.results, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
