@@ -55,6 +55,7 @@ def _with_choice(run, tmp_path, chosen: bool):
     shutil.copytree(run["dir"], copy)
     meta = read_json(copy / CONFIG_FILE)
     meta["baseline_ensemble"] = chosen
+    meta["ulmfit_weight"] = 0.5 if chosen else 1.0      # the plain mean, whatever this tiny run chose
     write_json(copy / CONFIG_FILE, meta)
     return copy
 
@@ -64,7 +65,7 @@ class TestReport:
         """report.md: scores beside the baseline, per-class tables, confusion matrices, curves, mistakes."""
         text = (run["dir"] / "report.md").read_text()
         for part in ("## Scores", "| valid | ulmfit |", "| test | TF-IDF + LR |", "| test | mean of the two |",
-                     "Does the deep model pay off on your data?", "**Ensemble:**",
+                     "Does the deep model pay off on your data?", "**Delivered model:**",
                      "## ulmfit on valid", "## ulmfit on test", "| class | precision | recall | F1 | support |",
                      "| true \\ predicted | food | sport |", "![confusion matrix (test)](confusion_test.png)",
                      "![loss curves](loss_curves.png)", "![LR schedule](lr_schedule.png)",
@@ -85,11 +86,13 @@ class TestReport:
         assert f"| test | TF-IDF + LR | {accuracy:.4f} |" in (run["dir"] / "report.md").read_text()
 
     def test_config_records_the_valid_decision(self, run):
-        """config.json holds the decision and the three valid accuracies it was taken on."""
+        """config.json holds the decision: the ULMFiT weight with the best valid accuracy (ties: more ULMFiT)."""
         meta = read_json(run["dir"] / CONFIG_FILE)
         acc = meta["baseline_valid_accuracy"]
         assert set(acc) == {"ulmfit", "tfidf_lr", "mean"}
-        assert meta["baseline_ensemble"] == (acc["mean"] > max(acc["ulmfit"], acc["tfidf_lr"]))
+        by_weight = {float(w): a for w, a in meta["valid_accuracy_by_ulmfit_weight"].items()}
+        assert meta["ulmfit_weight"] == max(by_weight, key=lambda w: (by_weight[w], w))
+        assert meta["baseline_ensemble"] == (meta["ulmfit_weight"] < 1.0)
         assert meta["results"]["report"] == str(run["dir"] / "report.md")
 
     def test_long_texts_get_no_attributions(self, run, tmp_path):
@@ -169,12 +172,19 @@ class TestEnsembleDecision:
         assert scores["offer"]["baseline_valid_accuracy"] == {"ulmfit": 0.5, "tfidf_lr": 0.5, "mean": 1.0}
         assert scores["test"]["mean of the two"]["accuracy"] < scores["test"]["ulmfit"]["accuracy"]
 
+    def test_the_baseline_alone_when_it_is_best(self):
+        """TF-IDF + LR right everywhere on valid, ULMFiT wrong: the run dir delivers the baseline alone."""
+        right = np.array([[.6, .4], [.6, .4], [.4, .6], [.4, .6]])            # right, not sure
+        wrong = np.array([[0., 1.], [0., 1.], [1., 0.], [1., 0.]])            # wrong, sure: any mix is wrong
+        offer = bl.ensemble_offer(self.Y, wrong, right)
+        assert offer["ulmfit_weight"] == 0.0 and offer["delivered"] == "TF-IDF + LR alone"
+
     def test_valid_says_no_test_says_yes(self):
         """The mirror case: the mean loses on valid and wins on test, so it is not chosen."""
         assert self._compare(self.LOSE, self.WIN)["offer"]["baseline_ensemble"] is False
 
     def test_a_tie_is_no_gain(self):
-        """The mean must beat both models; equalling the better one keeps ulmfit alone."""
+        """A mix must beat ULMFiT alone; equalling it keeps ULMFiT alone."""
         same = np.array([[.9, .1], [.9, .1], [.1, .9], [.1, .9]])
         assert bl.ensemble_offer(self.Y, same, same)["baseline_ensemble"] is False
 

@@ -139,10 +139,10 @@ def _say_delivered(result: dict) -> None:
     """fit's last line for people: which model the run dir answers with, and how it did on validation."""
     acc = result.get("valid_accuracy")
     line = f"ulmfit fit: {result['out']}: ULMFiT {acc:.2%} on validation" if acc is not None else ""
-    delivered = result.get("delivered") or ("mean" if result.get("baseline_ensemble") else "ulmfit")
-    if delivered != "ulmfit":
-        line += (f"; the run dir predicts with {result.get('delivered_name', delivered)}, which did better on "
-                 f"validation ({result.get('delivered_valid_accuracy', result.get('ensemble_valid_accuracy', 0)):.2%})")
+    if result.get("baseline_ensemble"):
+        line += (f"; the run dir predicts with {result.get('delivered')}, which did better on validation "
+                 f"({result.get('delivered_valid_accuracy', 0):.2%}; TF-IDF + LR alone "
+                 f"{result.get('baseline_valid_accuracy', 0):.2%})")
     print(line + f"; {result.get('minutes_total', 0):.1f} of {result.get('minutes_budget', 0):g} minutes", flush=True)
 
 
@@ -179,11 +179,13 @@ def evaluate(args) -> dict:
 def _with_baseline(dirs, off: bool) -> list[str]:
     """The dirs whose TF-IDF + LR baseline is averaged in (their run chose it on validation), said on stderr."""
     from .checkpoint import CONFIG_FILE, read_json
+    from .analysis.baseline import delivered_name, ulmfit_weight
     chosen = [] if off else [str(d) for d in dirs if (Path(d) / CONFIG_FILE).is_file()
                              and read_json(Path(d) / CONFIG_FILE).get("baseline_ensemble") is True]
     for d in chosen:
-        print(f"ulmfit: {d}: averaging in its TF-IDF + LR baseline, as its run chose on validation "
-              "(--no-baseline: the classifier alone)", file=sys.stderr)
+        weight = ulmfit_weight(read_json(Path(d) / CONFIG_FILE))
+        print(f"ulmfit: {d}: answering with {delivered_name(weight)}, as its run chose on validation "
+              "(--no-baseline: ULMFiT alone)", file=sys.stderr)
     return chosen
 
 
@@ -213,11 +215,12 @@ def predict(args) -> dict:
     probs, names = ensemble_proba(dirs, cap_texts(texts, args.max_chars), args.batch_size,
                                   baseline=not args.no_baseline, int8=args.int8,
                                   max_tokens=args.max_tokens)
-    _with_baseline(dirs, args.no_baseline)
     predictions = prediction_dicts(names, probs, digits=6)
     if args.out:
         _write_predictions(args.out, args.file, rows, header, predictions, names)
+        _with_baseline(dirs, args.no_baseline)       # said once the answers are written (an error is one line)
     else:
+        _with_baseline(dirs, args.no_baseline)
         for text, pred in zip(texts, predictions):      # one line per text, however many lines the text has
             print(f"{pred['label']}\t{pred['probabilities'][pred['label']]:.4f}\t{' '.join(text.split())[:80]}")
     if not args.file:
@@ -276,6 +279,10 @@ def explain(args) -> dict:
     model, text = load_classifier(args.dir, baseline=False), cap_texts([args.text], args.max_chars)[0]
     with progress(model, [text], "explain", passes=args.steps + 2):
         expl = attributions(model, text, target=args.target, steps=args.steps)
+    delivered = _with_baseline([args.dir], False)
+    if delivered:                         # the run dir's answers mix in TF-IDF + LR; these attributions do not
+        print(f"ulmfit: these are ULMFiT's own attributions and probability; `ulmfit predict` on {args.dir} "
+              "answers with the mix above", file=sys.stderr)
     print(to_text(expl))
     return {"label": expl.label, "probability": round(expl.probability, 6), "tokens": expl.tokens,
             "scores": [round(s, 6) for s in expl.scores], "delta": round(expl.delta, 6)}

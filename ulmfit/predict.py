@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .analysis.baseline import run_baseline
+from .analysis.baseline import delivered_name, mix, run_baseline, ulmfit_weight
 from .analysis.metrics import prediction_dicts
 from .checkpoint import CONFIG_FILE, load_run, load_state_checked
 from .config import BOS_ID, DEFAULT_MAX_TOKENS, EOS_ID, PAD_ID, UNK_ID
@@ -95,6 +95,9 @@ class TextClassifier(classifier.TextClassifier):
         load_state_checked(model, state, Path(run_dir))
         model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), stage_config
         model.baseline = run_baseline(run_dir, meta) if baseline else None
+        # the delivered model (chosen on validation, issue 27): ULMFiT alone, TF-IDF + LR alone, or a mix
+        model.ulmfit_weight = ulmfit_weight(meta) if model.baseline is not None else 1.0
+        model.delivered = delivered_name(model.ulmfit_weight)
         model = model.to(_default_device(device)).eval()
         return quantize.quantize_classifier(model) if int8 else model
 
@@ -106,7 +109,8 @@ class TextClassifier(classifier.TextClassifier):
         batch's longest length) and at most `batch_size` documents (`batching.token_budget_batches`);
         `max_tokens=None` cuts them by `batch_size` alone. Needs a model loaded with `from_pretrained` (it carries
         the tokenizer). `rt` (the CLI's) sets the device and mixed precision; by default the model's own device in
-        fp32. With a `.baseline`, the mean of the classifier's and the baseline's probabilities.
+        fp32. With a `.baseline`, the run's delivered mix: `.ulmfit_weight` x the classifier's probabilities
+        + the rest x the baseline's (`.delivered` says it in words).
         """
         if getattr(self, "tokenizer", None) is None:
             raise UlmfitError("predict needs a classifier loaded with TextClassifier.from_pretrained(run_dir)")
@@ -129,7 +133,7 @@ class TextClassifier(classifier.TextClassifier):
             probs = evaluate.predict_proba(self, batches, rt or Runtime(device=next(self.parameters()).device),
                                            len(texts))
         if self.baseline is not None:
-            probs = ((probs + self.baseline.predict_proba(texts)) / 2).astype(np.float32)
+            probs = mix(probs, self.baseline.predict_proba(texts), getattr(self, "ulmfit_weight", 0.5))
         return probs
 
     def predict(self, texts: Sequence[str], batch_size: int = 64,

@@ -29,6 +29,7 @@ from .analysis.plots import plot_losses, plot_lr_schedule
 
 REPORT_FILE = "report.md"
 ENSEMBLE_NAME = "mean of the two"
+DELIVERED_NAME = "delivered (chosen on valid)"
 
 
 def write_run_report(run_dir: Path, splits: dict, probs: dict, device=None, k: int = 5, steps: int = 32,
@@ -52,12 +53,17 @@ def _write(run_dir: Path, splits: dict, probs: dict, device, k: int, steps: int,
     ys = {name: np.array([index[str(y)] for y in splits[name][1]], dtype=np.int64)
           for name in ("valid", "test") if name in probs}
     base_probs, base_note = _baseline(run_dir, splits, ys, labels)
-    scores = compare_with_baseline(ys, probs, base_probs)
-    offer = scores.pop("offer")
+    offer = None if base_probs is None else bl.ensemble_offer(ys["valid"], probs["valid"], base_probs["valid"])
+    scores = compare_with_baseline(ys, probs, base_probs, offer["ulmfit_weight"] if offer else 1.0)
+    scores.pop("offer")
     lines = [f"# classify run `{run_dir.name}`", "",
              f"Labels: {', '.join(f'`{n}`' for n in labels)}. Texts: "
              + ", ".join(f"{len(splits[s][0])} {s}" for s in ("train", "valid", "test") if s in splits)
              + f". Encoder from the {meta.get('encoder_from', '?')} run `{meta.get('lm_dir', '?')}`.", ""]
+    if offer and offer["baseline_ensemble"]:           # the report leads with what the run dir answers with
+        lines += [f"**This run dir predicts with {offer['delivered']}**: it had the best validation accuracy "
+                  f"({offer['delivered_valid_accuracy']:.4f}, against ULMFiT alone's "
+                  f"{offer['baseline_valid_accuracy']['ulmfit']:.4f}). `--no-baseline` uses ULMFiT alone.", ""]
     lines += _scores_section(scores, base_probs, base_note, offer)
     for split in ("valid", "test"):
         if split in probs:
@@ -70,26 +76,31 @@ def _write(run_dir: Path, splits: dict, probs: dict, device, k: int, steps: int,
                                max_tokens)
     path = run_dir / REPORT_FILE
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
-    summary = {"report": str(path), "baseline_ensemble": bool(offer and offer["baseline_ensemble"])}
+    summary = {"report": str(path), "baseline_ensemble": bool(offer and offer["baseline_ensemble"]),
+               "delivered": offer["delivered"] if offer else bl.delivered_name(1.0),
+               "ulmfit_weight": offer["ulmfit_weight"] if offer else 1.0}
     for split, row in scores.items():
         if bl.NAME in row:
             summary[f"baseline_{split}_accuracy"] = row[bl.NAME]["accuracy"]
             summary[f"ensemble_{split}_accuracy"] = row[ENSEMBLE_NAME]["accuracy"]
+            summary[f"delivered_{split}_accuracy"] = row[DELIVERED_NAME]["accuracy"]
     meta.update(offer or {"baseline_ensemble": False})     # last: a decision is only recorded beside its report
     meta.setdefault("results", {}).update(summary)
     write_json(run_dir / CONFIG_FILE, meta)
     return summary
 
 
-def compare_with_baseline(ys: dict, probs: dict, base_probs: dict | None) -> dict:
-    """split -> model name -> {accuracy, macro_f1, n}, and "offer": the ensemble decision, taken on valid only
-    (None without a baseline). The test split is scored for the report, never consulted."""
+def compare_with_baseline(ys: dict, probs: dict, base_probs: dict | None, weight: float = 1.0) -> dict:
+    """split -> model name -> {accuracy, macro_f1, n} (ULMFiT, the baseline, their mean and the delivered mix with
+    ULMFiT's `weight`), and "offer": the delivery decision, taken on valid only (None without a baseline). The test
+    split is scored for the report, never consulted."""
     out = {}
     for split, y in ys.items():
         models = {"ulmfit": probs[split]}
         if base_probs is not None:
             models[bl.NAME] = base_probs[split]
             models[ENSEMBLE_NAME] = (probs[split] + base_probs[split]) / 2
+            models[DELIVERED_NAME] = bl.mix(probs[split], base_probs[split], weight)
         out[split] = {name: _scores(y, p, probs[split].shape[1]) for name, p in models.items()}
     out["offer"] = None if base_probs is None else bl.ensemble_offer(ys["valid"], probs["valid"], base_probs["valid"])
     return out
@@ -134,15 +145,11 @@ def _scores_section(scores: dict, base_probs, base_note: str, offer: dict | None
                f"not here, ulmfit is {100 * (theirs - ours):.1f} points of accuracy behind")
     lines += [f"**Does the deep model pay off on your data?** On {split}: {verdict} (ulmfit {ours:.4f}, "
               f"{bl.NAME} {theirs:.4f}).", ""]
-    acc = offer["baseline_valid_accuracy"]
-    shown = f"(valid accuracy: ulmfit {acc['ulmfit']:.4f}, {bl.NAME} {acc['tfidf_lr']:.4f}, mean {acc['mean']:.4f})"
-    if offer["baseline_ensemble"]:
-        lines += [f"**Ensemble:** on the validation split the mean of the two models' probabilities beats both "
-                  f"{shown}, so `ulmfit predict` and `ulmfit evaluate` on this run dir average in the baseline "
-                  "(`--no-baseline` turns it off).", ""]
-    else:
-        lines += [f"**Ensemble:** the mean of the two does not beat both on the validation split {shown}; "
-                  "this run dir predicts with ulmfit alone.", ""]
+    tried = ", ".join(f"{bl.delivered_name(float(w))} {a:.4f}"
+                      for w, a in offer["valid_accuracy_by_ulmfit_weight"].items())
+    lines += [f"**Delivered model:** {offer['delivered']}, the best on the validation split among ({tried}); "
+              "`ulmfit predict`, `evaluate`, `serve` and `export` on this run dir answer with it "
+              "(`--no-baseline`: ULMFiT alone).", ""]
     return lines
 
 

@@ -106,7 +106,7 @@ def export_classifier(run_dir: Path, out_dir: Path, int8: bool = False, baseline
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "labels": model.label_names, "backwards": bool(model.stage_config.train.backwards),
         "int8": int8, "int8_engine": torch.backends.quantized.engine if int8 else None,
-        "baseline": model.baseline is not None,
+        "baseline": model.baseline is not None, "ulmfit_weight": getattr(model, "ulmfit_weight", 1.0),
         "vocab_size": model.config.vocab_size, "bptt": model.bptt, "max_len": model.max_len,
         "source": str(run_dir.resolve()), "ulmfit": __version__, "torch": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -95,7 +95,8 @@ class ExportedClassifier:
                     tokens[row, :lengths[i]] = torch.as_tensor(encoded[i])
                 probs[index] = self.net(tokens, torch.as_tensor(lengths[index], dtype=torch.long)).numpy()
         if self.baseline is not None:
-            probs = ((probs + self.baseline.predict_proba(texts)) / 2).astype(np.float32)
+            w = float(self.meta.get("ulmfit_weight", 0.5))        # exports before the weight was recorded: the mean
+            probs = (w * probs + (1 - w) * self.baseline.predict_proba(texts)).astype(np.float32)
         return probs
 
     def predict(self, texts: Sequence[str], batch_size: int = 64,

@@ -141,7 +141,7 @@ class Service:
 
     def health(self) -> dict:
         return {"status": "ok", "model": str(self.run_dir), "labels": self.labels, "int8": self.config.int8,
-                "baseline": self.model.baseline is not None, "uptime_s": round(time.time() - self.started, 1),
+                "baseline": self.model.baseline is not None, "delivered": self.model.delivered, "uptime_s": round(time.time() - self.started, 1),
                 **self.batcher.stats, "limits": {k: getattr(self.config, k) for k in
                                                  ("max_texts", "max_chars", "max_body_bytes", "max_explain")}}
 
@@ -183,13 +183,16 @@ class Service:
 
     def predict(self, texts: list[str], explain: bool = False) -> dict:
         probs = self.batcher.submit(texts).result()
-        out = {"predictions": prediction_dicts(self.labels, probs, digits=6)}
+        # which model answered: ULMFiT alone, or the run's mix with TF-IDF + LR chosen on validation (issue 27)
+        out = {"model": self.model.delivered, "predictions": prediction_dicts(self.labels, probs, digits=6)}
         if explain:
             from ..analysis.explain import attributions
             with self._explain_lock:
                 # for the label served (with the baseline averaged in, it can differ from the network's own)
                 expls = [attributions(self.explainer, t, target=p["label"], steps=self.config.explain_steps)
                          for t, p in zip(texts, out["predictions"])]
+            # the attributions are the LSTM's own, even where the probabilities mix in TF-IDF + LR
+            out["attributions_of"] = "ULMFiT (integrated gradients through the LSTM)"
             out["attributions"] = [{"label": e.label, "tokens": e.tokens, "scores": [round(s, 5) for s in e.scores],
                                     "delta": round(e.delta, 5)} for e in expls]
         return out
