@@ -20,22 +20,33 @@ ULMFIT     = $(PY) -m ulmfit
 # and imported by `ulmfit lm download` (needs `pip install 'ulmfit[fastai]'`); the paper-size model wants PRESET=paper
 # (on a CPU add ARGS="--precision fp32"). PRETRAINED=DIR: any pretrain run dir, e.g. one `ulmfit lm import` wrote
 # (DIR-bwd for BACKWARDS=1).
-PRETRAINED ?=
+# Without PRETRAINED, stage 2 starts from the LM that ships with ulmfit (ulmfit-wiki-fwd: 65M words of Wikipedia,
+# committed in ulmfit/pretrained/shipped/, no download); PRETRAINED=pretrain: from `make pretrain`'s LM (CORPUS,
+# PRESET). `make pretrain` itself always pretrains.
+SHIPPED_LMS = ulmfit-wiki-fwd
+PRETRAINED ?= ulmfit-wiki-fwd
+PRETRAIN_DIR = $(RUNS)/pretrain-$(CORPUS)-$(PRESET)
 ifeq ($(PRETRAINED),wt103)
 PRE = $(RUNS)/wt103
 TAG = wt103-$(PRESET)
-else ifneq ($(PRETRAINED),)
+else ifeq ($(PRETRAINED),pretrain)
+PRE = $(PRETRAIN_DIR)
+TAG = $(PRESET)
+else ifneq ($(filter $(PRETRAINED),$(SHIPPED_LMS)),)
+PRE = $(PRETRAINED)
+PRE_DEP =
+TAG = $(PRETRAINED)-$(PRESET)
+else
 PRE = $(PRETRAINED)
 TAG = $(notdir $(PRETRAINED))-$(PRESET)
-else
-PRE = $(RUNS)/pretrain-$(CORPUS)-$(PRESET)
-TAG = $(PRESET)
 endif
+PRE_DEP ?= $(PRE)/model.pt
+PRE_BWD_DEP = $(if $(PRE_DEP),$(PRE)-bwd/model.pt,)
 FT  = $(RUNS)/finetune-$(DATASET)-$(TAG)
 CLS = $(RUNS)/classify-$(DATASET)-$(TAG)
 CLS_DIRS = $(CLS)$(if $(filter 1,$(BACKWARDS)), $(CLS)-bwd,)
 
-.PHONY: help install install-fastai test test-all smoke demo pretrain finetune classify evaluate bench gpu-check notebooks notebooks-publish clean
+.PHONY: help install install-fastai test test-all smoke demo pretrain finetune classify fit evaluate bench gpu-check notebooks notebooks-publish clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,7 +77,7 @@ smoke:  ## a tiny three-stage run (seconds)
 demo:  ## the whole pipeline on WikiText-2 + clickbait within 14 minutes of wall time on any CPU, with a report
 	$(PY) -m ulmfit.apps.demo --runs $(RUNS)/demo $(ARGS)
 
-pretrain: $(PRE)/model.pt  ## stage 1: pretrain the LM (CORPUS, PRESET)
+pretrain: $(PRETRAIN_DIR)/model.pt  ## stage 1: pretrain the LM (CORPUS, PRESET)
 finetune: $(FT)/model.pt  ## stage 2: fine-tune the LM on DATASET
 classify: $(addsuffix /model.pt,$(CLS_DIRS))  ## stage 3: train the classifier (BACKWARDS=1: + backward model)
 	$(ULMFIT) evaluate $(CLS_DIRS) --dataset $(DATASET)
@@ -76,20 +87,23 @@ $(PRE)/model.pt:
 	$(ULMFIT) lm download wt103-fwd --out $(PRE) --force
 $(PRE)-bwd/model.pt:
 	$(ULMFIT) lm download wt103-bwd --out $(PRE)-bwd --force
-else ifeq ($(PRETRAINED),)
-$(PRE)/model.pt:
-	$(ULMFIT) pretrain --dataset $(CORPUS) --preset $(PRESET) --out $(PRE) --force $(ARGS) $(PRETRAIN_ARGS)
-$(PRE)-bwd/model.pt:
-	$(ULMFIT) pretrain --dataset $(CORPUS) --preset $(PRESET) --out $(PRE)-bwd --force --backwards $(ARGS) $(PRETRAIN_ARGS)
 endif
-$(FT)/model.pt: $(PRE)/model.pt
+$(PRETRAIN_DIR)/model.pt:
+	$(ULMFIT) pretrain --dataset $(CORPUS) --preset $(PRESET) --out $(PRETRAIN_DIR) --force $(ARGS) $(PRETRAIN_ARGS)
+$(PRETRAIN_DIR)-bwd/model.pt:
+	$(ULMFIT) pretrain --dataset $(CORPUS) --preset $(PRESET) --out $(PRETRAIN_DIR)-bwd --force --backwards $(ARGS) $(PRETRAIN_ARGS)
+$(FT)/model.pt: $(PRE_DEP)
 	$(ULMFIT) finetune --pretrained $(PRE) --dataset $(DATASET) --preset $(PRESET) --out $(FT) --force $(ARGS) $(FINETUNE_ARGS)
-$(FT)-bwd/model.pt: $(PRE)-bwd/model.pt
+$(FT)-bwd/model.pt: $(PRE_BWD_DEP)
 	$(ULMFIT) finetune --pretrained $(PRE)-bwd --dataset $(DATASET) --preset $(PRESET) --out $(FT)-bwd --force --backwards $(ARGS) $(FINETUNE_ARGS)
 $(CLS)/model.pt: $(FT)/model.pt
 	$(ULMFIT) classify --finetuned $(FT) --dataset $(DATASET) --preset $(PRESET) --out $(CLS) --force $(ARGS) $(CLASSIFY_ARGS)
 $(CLS)-bwd/model.pt: $(FT)-bwd/model.pt
 	$(ULMFIT) classify --finetuned $(FT)-bwd --dataset $(DATASET) --preset $(PRESET) --out $(CLS)-bwd --force --backwards $(ARGS) $(CLASSIFY_ARGS)
+
+MINUTES ?= 15
+fit:  ## `ulmfit fit` on DATASET within MINUTES of wall time, from the shipped LM (or PRETRAINED)
+	$(ULMFIT) fit --dataset $(DATASET) --minutes $(MINUTES) --pretrained $(PRE) --out $(RUNS)/fit-$(DATASET) --force $(ARGS)
 
 bench:  ## the benchmark scripts (prints figures; writes nothing into tests)
 	$(PY) benchmarks/tokenize_throughput.py
