@@ -72,7 +72,7 @@ test-all:  ## every test, the slow ones too
 	$(PY) -m pytest -m "not gpu"
 
 smoke:  ## a tiny three-stage run (seconds)
-	$(MAKE) classify PRESET=tiny RUNS=runs/smoke ARGS="--max-steps 20"
+	$(MAKE) classify PRESET=tiny PRETRAINED=pretrain RUNS=runs/smoke ARGS="--max-steps 20"
 
 demo:  ## the whole pipeline on WikiText-2 + clickbait within 14 minutes of wall time on any CPU, with a report
 	$(PY) -m ulmfit.apps.demo --runs $(RUNS)/demo $(ARGS)
