@@ -107,7 +107,7 @@ def verify_shipped(spec: ShippedSpec) -> Path:
         if not path.is_file():
             raise UlmfitError(f"the shipped LM {spec.name} is missing {path}; reinstall ulmfit (or `git checkout "
                               f"-- {path}` in a clone)")
-        if path.stat().st_size != size or datasets.sha256_file(path) != sha:
+        if path.stat().st_size != size or download.sha256_file(path) != sha:
             raise UlmfitError(f"the shipped LM file {path} is damaged (its size or sha256 is not the one "
                               f"registered: {sha[:16]}...); reinstall ulmfit (or `git checkout -- {path}`)")
     return spec.folder
