@@ -59,6 +59,9 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     splits = labelled_splits(data, seed, 0.1)
     labels = _check_labels(splits)
     extra = [t for path in unlabelled for t in _read_unlabelled(path)]
+    if data.dataset:                      # a registry set's own unlabelled text (IMDb's 50k reviews: §3.2)
+        from .data import download
+        extra += list(download.DATASETS[data.dataset].reader(download.fetch(data.dataset)).get("unsup", ([],))[0])
     rt = setup_runtime(precision, threads)
     lm_texts = splits["train"][0] + splits["valid"][0] + extra
     stats = _stats(tokenizer, splits["train"][0], lm_texts, len(labels))
