@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config import apply_overrides, preset
 from .errors import UlmfitError
-from .train.loop import Interrupted
+from .train.resume import Interrupted
 
 
 # ---- flags -> a stage's config and data (here, not in cli.py: cli imports this module, never the reverse) ----
