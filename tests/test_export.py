@@ -13,6 +13,7 @@ from ulmfit.predict import TextClassifier
 from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
 from ulmfit.apps.export import export_classifier
+from ulmfit import runtime
 from ulmfit.apps import exported
 from ulmfit.apps.exported import load
 from ulmfit.data.readers import read_labelled_file
@@ -116,7 +117,7 @@ class TestRefusals:
 def test_an_int8_export_runs_on_this_cpus_best_engine(exports, texts, monkeypatch, int8_dot, engine):
     """Whatever engine the export was made on, it loads on the one this CPU runs best (onednn where the CPU has
     int8 dot products, x86 elsewhere), with the same predictions."""
-    monkeypatch.setattr(exported, "has_int8_dot", lambda: int8_dot)
+    monkeypatch.setattr(runtime, "has_int8_dot", lambda: int8_dot)
     model = load(exports / "int8")
     assert torch.backends.quantized.engine == engine
     assert np.abs(model.predict_proba(texts) - load(exports / "fp32").predict_proba(texts)).max() < 0.05

@@ -33,7 +33,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .config import DEFAULT_MAX_TOKENS, PRESET_NAMES, preset
+from .config import DEFAULT_MAX_TOKENS, PRESET_NAMES, STRATEGIES, preset
 from .errors import RunFinished, UlmfitError
 from .data.registry import DATASETS          # names only: the registry imports no torch, so --help stays fast
 
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--from-classifier", type=Path, metavar="DIR",
                      help="a classify run dir: start from its encoder (e.g. an IMDb sentiment model for a small "
                           "review dataset); the head starts afresh")
-    p.add_argument("--strategy", choices=("gradual", "full", "frozen", "chain-thaw"),
+    p.add_argument("--strategy", choices=STRATEGIES,
                    help="which layers train when: gradual unfreezing (§3.3), all at once (full), the head only "
                         "(frozen) or chain-thaw " + _preset_default("classify", "strategy"))
     p.add_argument("--no-pretraining", action="store_true", help="random encoder weights (ablation baseline)")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .config import apply_overrides, preset
-from .errors import UlmfitError
+from .errors import UlmfitError, refuse_unknown_labels
 from .train.resume import Interrupted
 
 
@@ -133,10 +133,7 @@ def evaluate(args) -> dict:
                                                    need_two_classes=False)
     probs, names = ensemble_proba(args.dirs, list(texts), args.batch_size, baseline=not args.no_baseline,
                                   int8=args.int8, max_tokens=args.max_tokens)
-    unknown = sorted({str(lab) for lab in labels} - set(names))
-    if unknown:
-        raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "
-                          f"known labels: {names}")
+    refuse_unknown_labels(labels, names, "evaluation")
     index = {n: i for i, n in enumerate(names)}
     report = classification_report([index[str(lab)] for lab in labels], probs.argmax(1).tolist(), names)
     print(format_report(report))

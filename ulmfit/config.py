@@ -39,6 +39,9 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # import torch), `serve` and an export all use it.
 DEFAULT_MAX_TOKENS = 64 * 256
 
+# The classifier's unfreezing strategies (train/schedule.unfreeze_plan says what each does).
+STRATEGIES = ("gradual", "full", "frozen", "chain-thaw")
+
 DROPOUT_FIELDS = ("dropout_embed", "dropout_input", "dropout_hidden", "dropout_weight", "dropout_output")
 
 
@@ -213,7 +216,7 @@ def preset(name: str, stage: str) -> StageConfig:
 _CHOICES = {
     "model_type": ("unigram", "bpe", "word", "fastai"),
     "schedule": ("stlr", "one_cycle", "constant"),
-    "strategy": ("gradual", "full", "frozen", "chain-thaw"),
+    "strategy": STRATEGIES,
     "precision": ("fp32", "bf16", "fp16"),
 }
 

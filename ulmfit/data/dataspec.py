@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import download, readers
-from ..errors import UlmfitError
+from ..errors import UlmfitError, empty_texts
 
 
 # ---- texts held in memory ---------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def texts_in_memory(texts, labels=None, split: str = "train") -> Texts:
     if labels is not None and len(labels) != len(texts):
         raise UlmfitError(f"the {split} data has {len(texts)} texts but {len(labels)} labels; "
                           "pass one label per text")
-    empty = [i for i, t in enumerate(texts) if _missing(t) or not str(t).strip()]
+    empty = sorted({i for i, t in enumerate(texts) if _missing(t)} | set(empty_texts(texts)))
     if empty:
         raise UlmfitError(f"{len(empty)} {split} text(s) are empty or missing (the first is number {empty[0]}, "
                           "counting from 0); remove them")

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..errors import UlmfitError
+from ..errors import UlmfitError, empty_texts
 
 _OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))        # reviews can be longer than csv's 128 kB default
@@ -180,7 +180,7 @@ def _read_class_folders(root: Path) -> tuple[list[str], list[str]]:
 
 def _check_labelled(path: Path, texts: list[str], labels: list[str], need_labels: bool,
                     need_two_classes: bool) -> None:
-    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    empty = empty_texts(texts)
     if empty:
         raise UlmfitError(f"{path}: {len(empty)} example(s) have an empty text (first: example "
                           f"{empty[0] + 1}); remove them or pick another --text-col")

@@ -27,10 +27,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import STRATEGIES, TrainConfig
 from ..errors import UlmfitError
-
-STRATEGIES = ("gradual", "full", "frozen", "chain-thaw")
 
 
 def slanted_triangular_lr(step: int, total_steps: int, lr_max: float,
