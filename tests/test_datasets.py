@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from ulmfit.data import download as D
-from ulmfit.data import readers as R
+from ulmfit.data import splits as S
+from ulmfit.data import formats as F
 from ulmfit.errors import UlmfitError
 
 MIRROR = Path(os.environ.get("ULMFIT_MIRROR") or Path(__file__).parents[2] / "shared" / "data")
@@ -127,7 +128,7 @@ class TestDownload:
         folder = D.fetch(toy_spec([f"{url}/ok/wikitext-2-v1.zip"], archive))
         assert (folder / "wikitext-2-v1.zip").read_bytes() == archive
         # the file opens with " \n", which makes an empty first document
-        articles = [d for d in R.read_wikitext(folder, "2")["train"] if d.strip()]
+        articles = [d for d in F.read_wikitext(folder, "2")["train"] if d.strip()]
         assert articles[0].startswith("= Alpha =") and len(articles) == 2
 
     def test_cached_is_not_downloaded_again(self, server, cache):
@@ -215,9 +216,9 @@ class TestSplits:
     def test_stratified_deterministic(self):
         """The held-out split is a function of the seed and keeps the class balance."""
         labels = ["a"] * 80 + ["b"] * 20
-        keep, held = D.stratified_split(labels, 0.1, seed=3)
-        assert (keep, held) == D.stratified_split(labels, 0.1, seed=3)
-        assert held != D.stratified_split(labels, 0.1, seed=4)[1]
+        keep, held = S.stratified_split(labels, 0.1, seed=3)
+        assert (keep, held) == S.stratified_split(labels, 0.1, seed=3)
+        assert held != S.stratified_split(labels, 0.1, seed=4)[1]
         assert sorted(labels[i] for i in held) == ["a"] * 8 + ["b"] * 2 and len(keep) + len(held) == 100
 
 
@@ -237,7 +238,7 @@ class TestUpstreamForms:
         (tmp_path / "aclImdb_v1.tar.gz").write_bytes(_tar({
             "aclImdb/train/pos/1_9.txt": b"great", "aclImdb/train/neg/0_2.txt": b"bad",
             "aclImdb/test/pos/3_8.txt": b"fine", "aclImdb/train/unsup/5_0.txt": b"meh"}))
-        out = R.read_imdb(tmp_path)
+        out = F.read_imdb(tmp_path)
         assert out["train"] == (["bad", "great"], ["neg", "pos"]) and out["unsup"][0] == ["meh"]
 
     def test_imdb_tarball_ratings(self, tmp_path):
@@ -245,7 +246,7 @@ class TestUpstreamForms:
         (tmp_path / "aclImdb_v1.tar.gz").write_bytes(_tar({
             "aclImdb/train/pos/1_9.txt": b"great", "aclImdb/train/neg/0_2.txt": b"bad",
             "aclImdb/train/unsup/5_0.txt": b"meh"}))
-        out = R.read_imdb(tmp_path, ratings=True)
+        out = F.read_imdb(tmp_path, ratings=True)
         assert out["train"] == (["bad", "great"], ["neg", "pos"], [2, 9]) and out["unsup"][2] == [0]
 
     def test_rt_polarity_tarball(self, tmp_path):

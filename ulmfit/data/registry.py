@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import readers as R
+from . import formats as R
 from ..errors import UlmfitError
 
 
