@@ -35,7 +35,7 @@ def texts(runs):  # noqa: F811
 def exports(runs, tmp_path_factory):  # noqa: F811
     root = tmp_path_factory.mktemp("exports")
     for name, run, int8, baseline in (("fp32", "cls", False, False), ("int8", "cls", True, False),
-                                      ("with_baseline", "cls", False, True), ("bwd", "cls_bwd", False, False)):
+                                      ("bwd", "cls_bwd", False, False)):
         export_classifier(runs / run, root / name, int8=int8, baseline=baseline)
     return root
 

@@ -229,7 +229,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
                           "least two classes")
     encoded = {name: encode_labelled(tokenizer, texts, labels, label_names, out_dir / "data" / name, name, rt)
                for name, (texts, labels) in splits.items()}
-    model = TextClassifier.from_config(config.model, len(label_names), cfg)
+    model = TextClassifier.from_config(config.model, len(label_names), config.head, cfg.bptt)
     if not cfg.no_pretraining:
         model.load_encoder_state(state)
     model.to(rt.device)

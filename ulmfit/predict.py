@@ -86,7 +86,7 @@ class TextClassifier(classifier.TextClassifier):
         labels = meta.get("labels")
         if not labels:
             raise UlmfitError(f"{Path(run_dir) / CONFIG_FILE} names no labels")
-        model = cls.from_config(stage_config.model, len(labels), stage_config.train)
+        model = cls.from_config(stage_config.model, len(labels), stage_config.head, stage_config.train.bptt)
         load_state_checked(model, state, Path(run_dir))
         model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), stage_config
         model.baseline = run_baseline(run_dir, meta) if baseline else None
