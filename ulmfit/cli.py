@@ -1,5 +1,5 @@
-"""Step 11: the command line. Parsing only: argv -> argparse -> the subcommand's function in commands.py (which
-builds the config: preset, then flags, then --set overrides; and calls a `pipeline` function). Imports flow one
+"""Entry layer (last): the command line. Parsing only: argv -> argparse -> the subcommand's function in commands.py
+(which builds the config: preset, then flags, then --set overrides; and calls a `pipeline` function). Imports flow one
 way: cli -> commands, never back.
 
     ulmfit --version | --help | COMMAND --help  (each command's help ends with examples)

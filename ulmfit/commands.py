@@ -1,4 +1,5 @@
-"""What each CLI subcommand does, given parsed arguments. Each returns the dict printed as the last JSON line."""
+"""Entry layer: what each CLI subcommand does, given parsed arguments. Each returns the dict printed as the last
+JSON line."""
 from __future__ import annotations
 
 import csv

@@ -1,8 +1,9 @@
 """Base layer: every knob, as plain dataclasses with defaults in code.
 
 A stage (pretrain, finetune, classify) is configured by a `StageConfig`: the tokenizer, the AWD-LSTM, the
-training stage and (classify) the classifier head, each its own dataclass. Named presets (`tiny`, `small`, `paper`) are just instances. The
-resolved config is written as JSON into every output dir and checkpoint, so any stage rebuilds the exact model.
+training stage and (classify) the classifier head, each its own dataclass. Named presets (`tiny`, `small`,
+`paper`) are just instances. The resolved config is written as JSON into every output dir and checkpoint, so
+any stage rebuilds the exact model.
 
 Names, translated for readers of the papers and of the reference code:
 

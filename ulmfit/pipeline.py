@@ -1,4 +1,4 @@
-"""Step 10: the three ULMFiT stages as plain functions, shared by the CLI, the Makefile, the notebooks and the tests.
+"""Top layer: the three ULMFiT stages as plain functions, shared by the CLI, the Makefile, the notebooks and the tests.
 
     pretrain(config, data, out)            general-domain LM (ULMFiT §3.1): tokenizer + AWD-LSTM on e.g. WikiText
     finetune(config, pretrained, data, out)  target-task LM fine-tuning (§3.2): discriminative LR + STLR

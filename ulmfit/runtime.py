@@ -1,4 +1,4 @@
-"""Where a run executes: device, precision, threads, seeds and (under torchrun) the process group.
+"""Base layer: where a run executes: device, precision, threads, seeds and (under torchrun) the process group.
 
 Everything device-specific lives here so that the rest of the library is device-agnostic, including what the
 machine can run: `precision_problem` says why a precision cannot run on a device (bf16 on a CPU whose oneDNN has

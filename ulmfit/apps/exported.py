@@ -1,4 +1,4 @@
-"""Serving an exported classifier (export.py): TorchScript + the tokenizer, and nothing of the model code.
+"""apps/ layer: serving an exported classifier (export.py): TorchScript + the tokenizer, and nothing of the model code.
 
     from ulmfit.exported import load
     model = load("export/clickbait-int8")

@@ -1,4 +1,4 @@
-"""Step 0 of the pipeline: where a stage's text comes from, read into documents or train / valid / test splits.
+"""data/ layer, last file: where a stage's text comes from, read into documents or train / valid / test splits.
 
 A `DataSpec` names a registry dataset (datasets.py), the user's files (readers.py), or texts held in memory
 (`DataSpec.from_texts`, `DataSpec.from_frame`: a notebook's lists or DataFrame, never written to a file). Every
@@ -149,7 +149,8 @@ def _read_any_text(source: str | Texts, data: DataSpec) -> list[str]:
 
 # ---- labelled splits --------------------------------------------------------------------------------------
 def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, tuple[list[str], list[str]]]:
-    """train / valid / test as (texts, labels); valid is held out of train (splits.py: stratified, seeded) when the data has none."""
+    """train / valid / test as (texts, labels); valid is held out of train (splits.py: stratified, seeded) when
+    the data has none."""
     if data.dataset:
         if data.dataset not in download.DATASETS or download.DATASETS[data.dataset].kind == "lm":
             raise UlmfitError(f"{data.dataset!r} is not a labelled dataset; `ulmfit data list` shows the choices")

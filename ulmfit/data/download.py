@@ -1,4 +1,4 @@
-"""Step 0 of the pipeline: the public datasets of ULMFiT §4 (and smaller stand-ins), fetched, verified, read.
+"""data/ layer, after `registry`: the public datasets of ULMFiT §4 (and smaller stand-ins), fetched, verified, read.
 
 The registry (registry.py: `DATASETS`, name -> `DatasetSpec`) says what each dataset is and where its files
 live. `fetch(name)` returns a folder holding the files: the mirror if it has them (each file

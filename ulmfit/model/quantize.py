@@ -1,4 +1,4 @@
-"""After step 6 (a trained model -> a faster one for inference): int8 dynamic quantization on the CPU.
+"""model/ layer, last file (a trained model -> a faster one for inference): int8 dynamic quantization on the CPU.
 
 In: a trained TextClassifier or LanguageModel in fp32, in eval mode. Out: the same model object, eval-only, whose
 LSTM layers and Linear layers (the classifier head, the LM decoder) hold int8 weights; the embedding stays fp32.

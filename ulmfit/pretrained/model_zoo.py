@@ -1,4 +1,5 @@
-"""The published pretrained language models (ULMFiT §3.1's WikiText-103 AWD-LSTM), fetched and imported.
+"""pretrained/ layer: the published pretrained language models (ULMFiT §3.1's WikiText-103 AWD-LSTM), fetched and
+imported.
 
 `PRETRAINED` maps a name to a `PretrainedSpec`, built as the dataset registry is (registry.py): upstream URLs,
 size, licence, citation, a cache (`$ULMFIT_CACHE/<name>/`), a mirror (`$ULMFIT_MIRROR/<name>/` holding the
