@@ -55,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_model(preset_name: str, n_classes: int) -> TextClassifier:
     config = preset(preset_name, "classify")
     config.model.vocab_size = config.tokenizer.vocab_size   # normally set from the trained tokenizer
-    return TextClassifier.from_config(config.model, n_classes, config.train)
+    return TextClassifier.from_config(config.model, n_classes, config.head, config.train.bptt)
 
 
 def random_documents(batch_size: int, seq_len: int, vocab_size: int, n_classes: int, seed: int = 0):

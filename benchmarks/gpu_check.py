@@ -219,7 +219,7 @@ def classifier_cell(device: str, size: dict) -> dict:
             continue
         rt = Runtime(torch.device(device), precision)
         seed_everything(0)
-        model = TextClassifier.from_config(config.model, 2, config.train).to(rt.device).train()
+        model = TextClassifier.from_config(config.model, 2, config.head, config.train.bptt).to(rt.device).train()
         task = ClassifierTask(None, None, None, config.train, rt, weights)
         with rt.autocast():                       # train mode, batch of 2 (BatchNorm needs 2 in training)
             loss = task.step(model, (tokens, mask, torch.tensor([0, 1])), None).loss

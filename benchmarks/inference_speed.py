@@ -64,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_model(preset_name: str) -> TextClassifier:
     config = preset(preset_name, "classify")
     config.model.vocab_size = config.tokenizer.vocab_size        # normally set from the trained tokenizer
-    return TextClassifier.from_config(config.model, 2, config.train).eval()
+    return TextClassifier.from_config(config.model, 2, config.head, config.train.bptt).eval()
 
 
 def random_corpus(n_docs: int, length: int, vocab_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ulmfit.data import readers
+from ulmfit.data import formats
 from ulmfit.config import apply_overrides, preset
 from ulmfit.data.download import fetch
 from ulmfit.data.distant import agreement, balanced_subsample, sentences_with_labels
@@ -42,7 +42,7 @@ CLASS_ORDER = ("pos", "neg")
 @lru_cache(maxsize=1)
 def imdb_splits() -> dict:
     """{split: (texts, labels, star ratings)} of IMDb, read once (from the mirror or the upstream tarball)."""
-    return readers.read_imdb(fetch("imdb"), ratings=True)
+    return formats.read_imdb(fetch("imdb"), ratings=True)
 
 
 def sentence_dataset(source: str, teacher_dir: Path, per_class: int, seed: int) -> tuple[list[str], list[str]]:

@@ -26,7 +26,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from ulmfit.config import TokenizerConfig  # noqa: E402
-from ulmfit.data.readers import read_wikitext  # noqa: E402
+from ulmfit.data.formats import read_wikitext  # noqa: E402
 from ulmfit.text.tokenizer import Tokenizer  # noqa: E402
 
 WT103_TRAIN_BYTES = 540e6

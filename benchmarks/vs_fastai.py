@@ -48,7 +48,8 @@ def fastai_models():
 
 def ulmfit_models():
     cls_cfg = preset("paper", "classify")
-    cls = TextClassifier.from_config(dataclasses.replace(cls_cfg.model, vocab_size=VOCAB), 2, cls_cfg.train)
+    cls = TextClassifier.from_config(dataclasses.replace(cls_cfg.model, vocab_size=VOCAB), 2, cls_cfg.head,
+                                     cls_cfg.train.bptt)
     lm = LanguageModel(dataclasses.replace(preset("paper", "pretrain").model, vocab_size=VOCAB))
     return cls, lm
 

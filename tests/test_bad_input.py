@@ -167,7 +167,7 @@ class TestConfigValues:
     @pytest.mark.parametrize("setting, said", [
         ("weight_decay=-0.1", "train.weight_decay"), ("adam_beta1=1", "train.adam_beta1"),
         ("adam_beta2=-0.5", "train.adam_beta2"), ("lr_decay_per_layer=0", "train.lr_decay_per_layer"),
-        ("max_len=0", "train.max_len"), ("head_hidden=0", "train.head_hidden"), ("seed=-1", "train.seed"),
+        ("max_len=0", "head.max_len"), ("head_hidden=0", "head.head_hidden"), ("seed=-1", "train.seed"),
         (f"seed={2**64}", "train.seed"), ("threads=-3", "train.threads"), ("clip=-1", "train.clip"),
         ("ar_alpha=-1", "train.ar_alpha"),
     ])

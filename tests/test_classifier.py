@@ -6,7 +6,7 @@ import torch
 
 from ulmfit.model.awd_lstm import AWDLSTMEncoder, LanguageModel
 from ulmfit.model.classifier import PoolingHead, TextClassifier, encode_in_chunks, masked_concat_pool
-from ulmfit.config import PAD_ID, ModelConfig, TrainConfig
+from ulmfit.config import PAD_ID, HeadConfig, ModelConfig
 from ulmfit.errors import UlmfitError
 
 E = 8
@@ -178,7 +178,7 @@ class TestTextClassifier:
             TextClassifier(config, n_classes=2).load_encoder_state(lm.state_dict())
 
     def test_from_config_reads_train_config(self, config):
-        """bptt, max_len and the head sizes come from the classify stage's TrainConfig."""
-        model = TextClassifier.from_config(config, 3, TrainConfig(bptt=13, max_len=99, head_hidden=21))
+        """max_len and the head sizes come from the classify stage's HeadConfig, bptt from its TrainConfig."""
+        model = TextClassifier.from_config(config, 3, HeadConfig(max_len=99, head_hidden=21), bptt=13)
         assert (model.bptt, model.max_len) == (13, 99)
         assert model.head.layers[2].out_features == 21

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from ulmfit.data import download as D
-from ulmfit.data import readers as R
+from ulmfit.data import splits as S
+from ulmfit.data import formats as F
 from ulmfit.errors import UlmfitError
 
 MIRROR = Path(os.environ.get("ULMFIT_MIRROR") or Path(__file__).parents[2] / "shared" / "data")
@@ -128,7 +129,7 @@ class TestDownload:
         folder = D.fetch(toy_spec([f"{url}/ok/wikitext-2-v1.zip"], archive))
         assert (folder / "wikitext-2-v1.zip").read_bytes() == archive
         # the file opens with " \n", which makes an empty first document
-        articles = [d for d in R.read_wikitext(folder, "2")["train"] if d.strip()]
+        articles = [d for d in F.read_wikitext(folder, "2")["train"] if d.strip()]
         assert articles[0].startswith("= Alpha =") and len(articles) == 2
 
     def test_cached_is_not_downloaded_again(self, server, cache):
@@ -216,9 +217,9 @@ class TestSplits:
     def test_stratified_deterministic(self):
         """The held-out split is a function of the seed and keeps the class balance."""
         labels = ["a"] * 80 + ["b"] * 20
-        keep, held = D.stratified_split(labels, 0.1, seed=3)
-        assert (keep, held) == D.stratified_split(labels, 0.1, seed=3)
-        assert held != D.stratified_split(labels, 0.1, seed=4)[1]
+        keep, held = S.stratified_split(labels, 0.1, seed=3)
+        assert (keep, held) == S.stratified_split(labels, 0.1, seed=3)
+        assert held != S.stratified_split(labels, 0.1, seed=4)[1]
         assert sorted(labels[i] for i in held) == ["a"] * 8 + ["b"] * 2 and len(keep) + len(held) == 100
 
 
@@ -238,7 +239,7 @@ class TestUpstreamForms:
         (tmp_path / "aclImdb_v1.tar.gz").write_bytes(_tar({
             "aclImdb/train/pos/1_9.txt": b"great", "aclImdb/train/neg/0_2.txt": b"bad",
             "aclImdb/test/pos/3_8.txt": b"fine", "aclImdb/train/unsup/5_0.txt": b"meh"}))
-        out = R.read_imdb(tmp_path)
+        out = F.read_imdb(tmp_path)
         assert out["train"] == (["bad", "great"], ["neg", "pos"]) and out["unsup"][0] == ["meh"]
 
     def test_imdb_tarball_ratings(self, tmp_path):
@@ -246,7 +247,7 @@ class TestUpstreamForms:
         (tmp_path / "aclImdb_v1.tar.gz").write_bytes(_tar({
             "aclImdb/train/pos/1_9.txt": b"great", "aclImdb/train/neg/0_2.txt": b"bad",
             "aclImdb/train/unsup/5_0.txt": b"meh"}))
-        out = R.read_imdb(tmp_path, ratings=True)
+        out = F.read_imdb(tmp_path, ratings=True)
         assert out["train"] == (["bad", "great"], ["neg", "pos"], [2, 9]) and out["unsup"][2] == [0]
 
     def test_rt_polarity_tarball(self, tmp_path):
@@ -267,7 +268,7 @@ WIKIEXTRACTOR = ('<doc id="1" url="u" title="Alpha">\nAlpha\n\n' + "word " * 60 
 class TestNewFormats:
     def test_wikiextractor_documents(self):
         """WikiExtractor blocks -> title line + stripped paragraphs; short docs and WikiText's articles dropped."""
-        docs = list(R.wikiextractor_documents(WIKIEXTRACTOR.splitlines(keepends=True)))
+        docs = list(F.wikiextractor_documents(WIKIEXTRACTOR.splitlines(keepends=True)))
         assert docs == ["Alpha\n" + ("word " * 60).strip() + "\nSecond para."]
 
     def test_wikipedia_forms_agree(self, tmp_path):
@@ -279,10 +280,10 @@ class TestNewFormats:
         texts = [block.replace("Alpha", f"A{k}") for k in range(600)]
         (up / "AA_wiki_00").write_text("".join(texts[:300]), encoding="utf-8")
         (up / "AA_wiki_01").write_text("".join(texts[300:]), encoding="utf-8")
-        docs = list(R.wikiextractor_documents("".join(texts).splitlines(keepends=True)))
+        docs = list(F.wikiextractor_documents("".join(texts).splitlines(keepends=True)))
         with gzip.open(mi / "wiki-00000.txt.gz", "wt", encoding="utf-8") as f:
             f.write("\n\n".join(d.replace("Second para.", "Second para.  ") for d in docs) + "\n")
-        a, b = R.read_wikipedia_2015(up), R.read_wikipedia_2015(mi)
+        a, b = F.read_wikipedia_2015(up), F.read_wikipedia_2015(mi)
         assert list(a["train"]) == list(b["train"]) and list(a["valid"]) == list(b["valid"])
         assert len(list(a["valid"])) == 2 and len(list(a["train"])) == 598
 
@@ -292,11 +293,11 @@ class TestNewFormats:
         for split in ("train", "val", "test"):
             (tmp_path / f"{split}_text.txt").write_text("a tweet \nanother \n")
             (tmp_path / f"{split}_labels.txt").write_text("0\n1\n")
-        out = R.read_tweeteval(tmp_path)
+        out = F.read_tweeteval(tmp_path)
         assert out["valid"] == (["a tweet", "another"], ["not", "yes"])
         (tmp_path / "test_labels.txt").write_text("0\n")
         with pytest.raises(UlmfitError, match="test_text.txt has 2 lines"):
-            R.read_tweeteval(tmp_path)
+            F.read_tweeteval(tmp_path)
 
     def test_20newsgroups_tarball(self, tmp_path):
         """The upstream bydate tarball: one post per file, Latin-1, labelled by its folder."""
@@ -308,7 +309,7 @@ class TestNewFormats:
                 info.size = len(body)
                 tar.addfile(info, io.BytesIO(body))
         (tmp_path / "20news-bydate.tar.gz").write_bytes(buf.getvalue())
-        out = R.read_20newsgroups(tmp_path)
+        out = F.read_20newsgroups(tmp_path)
         assert out["train"] == (["From: a\n\nOrbit \xe9"], ["sci.space"]) and out["test"][1] == ["alt.atheism"]
 
     def test_subj_zip(self, tmp_path):
@@ -367,7 +368,7 @@ class TestRealMirror:
     def test_wikipedia_2015_streams(self):
         """wikipedia_2015: train is a stream (never a list), valid ~105 whole articles spread over the shards."""
         corpus = D.load_lm_corpus("wikipedia_2015")
-        assert isinstance(corpus["train"], R.WikiDocuments) and set(corpus) == {"train", "valid"}
+        assert isinstance(corpus["train"], F.WikiDocuments) and set(corpus) == {"train", "valid"}
         valid = list(corpus["valid"])
         assert len(valid) == 105 and valid[0].split("\n")[0] == "Aircraft"
         first = next(iter(corpus["train"]))

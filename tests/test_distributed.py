@@ -219,7 +219,7 @@ class TestBf16:
 if __name__ == "__main__":                # one DDP rank, started by _run_two_ranks with torchrun's variables
     from ulmfit.runtime import cleanup_runtime, setup_runtime
 
-    from ulmfit.train.loop import Interrupted
+    from ulmfit.train.resume import Interrupted
 
     out, mode = Path(sys.argv[1]), sys.argv[2]
     rt = setup_runtime(threads=1, device="cpu")

@@ -1,6 +1,7 @@
 """Tests for ulmfit/apps/export.py and ulmfit/apps/exported.py: a classifier as TorchScript, served without the model code."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from ulmfit.predict import TextClassifier
 from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
 from ulmfit.apps.export import export_classifier
+from ulmfit import runtime
 from ulmfit.apps import exported
 from ulmfit.apps.exported import load
 from ulmfit.data.readers import read_labelled_file
@@ -33,7 +35,7 @@ def texts(runs):  # noqa: F811
 def exports(runs, tmp_path_factory):  # noqa: F811
     root = tmp_path_factory.mktemp("exports")
     for name, run, int8, baseline in (("fp32", "cls", False, False), ("int8", "cls", True, False),
-                                      ("with_baseline", "cls", False, True), ("bwd", "cls_bwd", False, False)):
+                                      ("bwd", "cls_bwd", False, False)):
         export_classifier(runs / run, root / name, int8=int8, baseline=baseline)
     return root
 
@@ -48,11 +50,16 @@ class TestParity:
         assert exported.shape == ours.shape
         assert np.abs(exported - ours).max() <= TOLERANCE
 
-    def test_the_baseline_the_run_chose_is_averaged_in_as_by_from_pretrained(self, runs, exports, texts):  # noqa: F811
-        """The tiny run chose the TF-IDF + LR ensemble on validation: the default export averages it in too."""
-        assert json.loads((runs / "cls" / "config.json").read_text())["baseline_ensemble"] is True
-        ours = TextClassifier.from_pretrained(runs / "cls", device="cpu").predict_proba(texts)
-        exported = load(exports / "with_baseline")
+    def test_the_baseline_the_run_chose_is_averaged_in_as_by_from_pretrained(self, runs, texts, tmp_path):  # noqa: F811
+        """A run that chose the TF-IDF + LR ensemble on validation: the default export averages it in too. (The
+        choice is written into a copy: whether the tiny run makes it depends on its validation split.)"""
+        run = tmp_path / "cls"
+        shutil.copytree(runs / "cls", run)
+        meta = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**meta, "baseline_ensemble": True}))
+        ours = TextClassifier.from_pretrained(run, device="cpu").predict_proba(texts)
+        export_classifier(run, tmp_path / "with_baseline", baseline=True)
+        exported = load(tmp_path / "with_baseline")
         assert exported.baseline is not None
         assert np.abs(exported.predict_proba(texts) - ours).max() <= TOLERANCE
 
@@ -116,7 +123,7 @@ class TestRefusals:
 def test_an_int8_export_runs_on_this_cpus_best_engine(exports, texts, monkeypatch, int8_dot, engine):
     """Whatever engine the export was made on, it loads on the one this CPU runs best (onednn where the CPU has
     int8 dot products, x86 elsewhere), with the same predictions."""
-    monkeypatch.setattr(exported, "has_int8_dot", lambda: int8_dot)
+    monkeypatch.setattr(runtime, "has_int8_dot", lambda: int8_dot)
     model = load(exports / "int8")
     assert torch.backends.quantized.engine == engine
     assert np.abs(model.predict_proba(texts) - load(exports / "fp32").predict_proba(texts)).max() < 0.05

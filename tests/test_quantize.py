@@ -21,6 +21,7 @@ from ulmfit.cli import main
 from ulmfit.errors import UlmfitError
 from ulmfit.data.readers import read_labelled_file
 from ulmfit.model.regularizers import WeightDropLSTM
+from ulmfit import runtime
 from ulmfit.runtime import Runtime
 
 
@@ -71,7 +72,7 @@ class TestConversion:
         assert proc.returncode == 0 and proc.stderr == ""
 
 
-@pytest.mark.skipif(quantize._cpu_family() != "x86" or "onednn" not in torch.backends.quantized.supported_engines
+@pytest.mark.skipif(runtime.cpu_family() != "x86" or "onednn" not in torch.backends.quantized.supported_engines
                     or "x86" not in torch.backends.quantized.supported_engines,
                     reason="the engine order concerns x86 CPUs whose torch has the onednn and x86 engines")
 class TestEngineChoice:
@@ -80,7 +81,7 @@ class TestEngineChoice:
 
     @pytest.mark.parametrize("int8_dot, engine", [(True, "onednn"), (False, "x86")])
     def test_the_engine_follows_the_cpus_int8_instructions(self, monkeypatch, int8_dot, engine):
-        monkeypatch.setattr(quantize, "has_int8_dot", lambda: int8_dot)
+        monkeypatch.setattr(runtime, "has_int8_dot", lambda: int8_dot)
         assert quantize.int8_engine() == engine
 
     def test_a_model_quantized_for_either_engine_gives_the_same_labels(self, monkeypatch, tiny_tokens):
@@ -105,8 +106,8 @@ class TestRefusals:
 
     def test_a_torch_build_without_the_engine_is_refused(self, monkeypatch):
         """Where torch offers none of the CPU's engines (an x86 CPU without AVX2), the message names them."""
-        monkeypatch.setitem(quantize.ENGINES, quantize._cpu_family(), ("no-such-engine",))
-        monkeypatch.setattr(quantize, "has_int8_dot", lambda: False)
+        monkeypatch.setitem(runtime.INT8_ENGINES, runtime.cpu_family(), ("no-such-engine",))
+        monkeypatch.setattr(runtime, "has_int8_dot", lambda: False)
         with pytest.raises(UlmfitError, match="offers no no-such-engine engine"):
             quantize.int8_engine()
 

@@ -12,7 +12,8 @@ from ulmfit.text.batching import LMBatches
 from ulmfit.config import ModelConfig, TrainConfig
 from ulmfit.runtime import Runtime, seed_everything
 from ulmfit.train.tasks import LMTask
-from ulmfit.train.loop import Interrupted, Stage, fit, stages_from_plan
+from ulmfit.train.loop import Stage, fit, stages_from_plan
+from ulmfit.train.resume import Interrupted
 
 RT = Runtime(device=torch.device("cpu"))
 

@@ -1,4 +1,5 @@
-"""Saving and loading run dirs: `config.json` + `model.pt` (a state_dict) + the tokenizer. Nothing is pickled.
+"""Run-dir layer (after analysis/, before pretrained/): saving and loading run dirs: `config.json` + `model.pt` (a
+state_dict) + the tokenizer. Nothing is pickled.
 
 A run dir (the output of `pretrain`, `finetune` or `classify`) holds:
 

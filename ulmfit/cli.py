@@ -1,5 +1,5 @@
-"""Step 11: the command line. Parsing only: argv -> argparse -> the subcommand's function in commands.py (which
-builds the config: preset, then flags, then --set overrides; and calls a `pipeline` function). Imports flow one
+"""Entry layer (last): the command line. Parsing only: argv -> argparse -> the subcommand's function in commands.py
+(which builds the config: preset, then flags, then --set overrides; and calls a `pipeline` function). Imports flow one
 way: cli -> commands, never back.
 
     ulmfit --version | --help | COMMAND --help  (each command's help ends with examples)
@@ -33,7 +33,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .config import DEFAULT_MAX_TOKENS, PRESET_NAMES, preset
+from .config import DEFAULT_MAX_TOKENS, PRESET_NAMES, STRATEGIES, preset
 from .errors import RunFinished, UlmfitError
 from .data.registry import DATASETS          # names only: the registry imports no torch, so --help stays fast
 
@@ -188,16 +188,8 @@ def _add_training_args(p, stage: str) -> None:
     _add_data_args(p, labelled=(stage == "classify"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ulmfit", description="ULMFiT: pretrain, fine-tune and classify with an AWD-LSTM.",
-                     epilog=_examples("ulmfit data list",
-                                      "ulmfit pretrain --dataset wikitext2 --out runs/pre",
-                                      "ulmfit finetune --pretrained runs/pre --dataset clickbait --out runs/ft",
-                                      "ulmfit classify --finetuned runs/ft --dataset clickbait --out runs/cls",
-                                      "ulmfit predict runs/cls \"You won't believe what happened next\"")
-                     + "\n\n`ulmfit COMMAND --help` shows a command's options and examples.")
-    parser.add_argument("--version", action="version", version=f"ulmfit {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+def _add_data_commands(sub) -> None:
+    """`data list`, `data download`."""
     data = _command(sub, "data", "list and download registry datasets",
                     "ulmfit data list", "ulmfit data download clickbait")
     dsub = data.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
@@ -205,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     dl = _command(dsub, "download", "fetch a dataset into the cache (from ULMFIT_MIRROR when set)",
                   "ulmfit data download clickbait", "ULMFIT_MIRROR=/data/mirror ulmfit data download wikitext2")
     dl.add_argument("name", metavar="NAME", help=_dataset_help(("lm", "labelled")))
+
+
+def _add_tokenizer_commands(sub) -> None:
+    """`tokenizer train`, `tokenizer encode`."""
     tok = _command(sub, "tokenizer", "train or try a tokenizer (SentencePiece, or fastai's words)",
                    "ulmfit tokenizer train --dataset wikitext2 --out runs/tok",
                    "ulmfit tokenizer encode runs/tok \"A gripping film\"")
@@ -221,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("dir", type=Path, metavar="DIR",
                     help="a dir with tokenizer.model or fastai_vocab.json (a tokenizer or any run dir)")
     te.add_argument("text", help="the text to encode")
+
+
+def _add_lm_commands(sub) -> None:
+    """`lm list|download|import|export`: the published LMs and fastai's files."""
     lm = _command(sub, "lm", "published pretrained LMs: download fastai's WikiText-103 model, import or export fastai files",
                   "ulmfit lm download wt103-fwd --out runs/wt103-fwd",
                   "ulmfit lm import --fastai lstm_fwd.pth itos_wt103.pkl --out runs/wt103-fwd",
@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--fastai", required=True, type=Path, metavar="DIR", help="the run dir to export")
     le.add_argument("--out", required=True, type=Path, metavar="DIR",
                     help="where lm_fwd.pth (or lm_bwd.pth) and its _vocab.pkl go")
+
+
+def _add_stage_commands(sub) -> None:
+    """the three stages: `pretrain`, `finetune`, `classify`."""
     p = _command(sub, "pretrain", "stage 1: general-domain LM (ULMFiT §3.1)",
                  "ulmfit pretrain --dataset wikitext2 --out runs/pre",
                  "ulmfit pretrain --train corpus/ --preset tiny --max-steps 50 --out runs/smoke",
@@ -278,10 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--from-classifier", type=Path, metavar="DIR",
                      help="a classify run dir: start from its encoder (e.g. an IMDb sentiment model for a small "
                           "review dataset); the head starts afresh")
-    p.add_argument("--strategy", choices=("gradual", "full", "frozen", "chain-thaw"),
+    p.add_argument("--strategy", choices=STRATEGIES,
                    help="which layers train when: gradual unfreezing (§3.3), all at once (full), the head only "
                         "(frozen) or chain-thaw " + _preset_default("classify", "strategy"))
     p.add_argument("--no-pretraining", action="store_true", help="random encoder weights (ablation baseline)")
+
+
+def _add_fit_command(sub) -> None:
+    """`fit`: LM fine-tuning and the classifier under one budget (fit.py)."""
     p = _command(sub, "fit", "your labelled texts and a time budget in, the best classifier it buys out "
                  "(LM fine-tuning + classifier from the shipped LM)",
                  "ulmfit fit --train reviews.csv --out runs/my-fit                 # 15 minutes",
@@ -303,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (0: torch's default)")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     _add_data_args(p, labelled=True)
+
+
+def _add_scoring_commands(sub) -> None:
+    """`evaluate` and `predict`."""
     p = _command(sub, "evaluate", "accuracy, macro-F1, per-class scores, confusion matrix",
                  "ulmfit evaluate runs/cls --dataset clickbait",
                  "ulmfit evaluate runs/cls runs/cls-bwd --data test.csv --label-col stars    # an ensemble")
@@ -333,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_max_chars(p)
     _add_no_baseline(p)
     _add_int8(p, "the classifier(s)")
+
+
+def _add_reading_commands(sub) -> None:
+    """`explain` and `generate`."""
     p = _command(sub, "explain", "why this label: per-token integrated-gradients attributions",
                  "ulmfit explain runs/cls \"A gripping film\"",
                  "ulmfit explain runs/cls \"A gripping film\" --target neg --steps 96")
@@ -352,9 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=40, metavar="K", help="sample among the K likeliest tokens (0: all)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="sampling seed")
     _add_int8(p, "the language model")
+
+
+def _add_serving_commands(sub) -> None:
+    """`export` and `serve`."""
     p = _command(sub, "export", "a classifier as TorchScript (fp32 or int8), to serve without the training code",
                  "ulmfit export runs/cls --out export/cls",
-                 "ulmfit export runs/cls --out export/cls-int8 --int8          # ulmfit.exported.load(DIR) serves it")
+                 "ulmfit export runs/cls --out export/cls-int8 --int8          # ulmfit.apps.exported.load(DIR) serves it")
     p.add_argument("dir", type=Path, metavar="DIR", help="a classifier dir")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new (or empty) folder for the export")
     _add_int8(p, "the exported classifier")
@@ -377,8 +397,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (0: torch's default)")
     _add_int8(p, "the classifier (attributions stay fp32)")
     _add_no_baseline(p)
-    return parser
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ulmfit", description="ULMFiT: pretrain, fine-tune and classify with an AWD-LSTM.",
+                     epilog=_examples("ulmfit fit --train reviews.csv --out runs/my-fit      # the best classifier "
+                                      "15 minutes buy, from the shipped LM",
+                                      "ulmfit pretrain --dataset wikitext2 --out runs/pre",
+                                      "ulmfit finetune --pretrained runs/pre --dataset clickbait --out runs/ft",
+                                      "ulmfit classify --finetuned runs/ft --dataset clickbait --out runs/cls",
+                                      "ulmfit predict runs/cls \"You won't believe what happened next\"")
+                     + "\n\n`ulmfit COMMAND --help` shows a command's options and examples.")
+    parser.add_argument("--version", action="version", version=f"ulmfit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    _add_data_commands(sub)
+    _add_tokenizer_commands(sub)
+    _add_lm_commands(sub)
+    _add_stage_commands(sub)
+    _add_fit_command(sub)
+    _add_scoring_commands(sub)
+    _add_reading_commands(sub)
+    _add_serving_commands(sub)
+    return parser
 
 def run(args) -> dict:
     from . import commands

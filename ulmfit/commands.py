@@ -1,4 +1,5 @@
-"""What each CLI subcommand does, given parsed arguments. Each returns the dict printed as the last JSON line."""
+"""Entry layer: what each CLI subcommand does, given parsed arguments. Each returns the dict printed as the last
+JSON line."""
 from __future__ import annotations
 
 import csv
@@ -6,9 +7,9 @@ import sys
 from pathlib import Path
 
 from .config import apply_overrides, preset
-from .errors import UlmfitError
+from .errors import UlmfitError, refuse_unknown_labels
 from .longtext import cap_texts, progress
-from .train.loop import Interrupted
+from .train.resume import Interrupted
 from .validation import check_finite, check_output_dir, check_output_file, check_seed
 
 
@@ -165,10 +166,7 @@ def evaluate(args) -> dict:
     probs, names = ensemble_proba(args.dirs, cap_texts(list(texts), args.max_chars), args.batch_size,
                                   baseline=not args.no_baseline,
                                   int8=args.int8, max_tokens=args.max_tokens)
-    unknown = sorted({str(lab) for lab in labels} - set(names))
-    if unknown:
-        raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "
-                          f"known labels: {names}")
+    refuse_unknown_labels(labels, names, "evaluation")
     index = {n: i for i, n in enumerate(names)}
     report = classification_report([index[str(lab)] for lab in labels], probs.argmax(1).tolist(), names)
     print(format_report(report))

@@ -1,8 +1,9 @@
-"""Step 0 of the pipeline: every knob, as plain dataclasses with defaults in code.
+"""Base layer: every knob, as plain dataclasses with defaults in code.
 
-A stage (pretrain, finetune, classify) is configured by a `StageConfig`: the tokenizer, the AWD-LSTM and the
-training loop, each its own dataclass. Named presets (`tiny`, `small`, `paper`) are just instances. The
-resolved config is written as JSON into every output dir and checkpoint, so any stage rebuilds the exact model.
+A stage (pretrain, finetune, classify) is configured by a `StageConfig`: the tokenizer, the AWD-LSTM, the
+training stage and (classify) the classifier head, each its own dataclass. Named presets (`tiny`, `small`,
+`paper`) are just instances. The resolved config is written as JSON into every output dir and checkpoint, so
+any stage rebuilds the exact model.
 
 `paper` is fastai's ULMFiT recipe, the one its published WikiText-103 LM and IMDb scripts use (hidden 1152; LM
 fine-tuning batch 52 at LR 1e-3; classifier batch 48; Adam beta1 0.8), not the paper's own settings (Howard &
@@ -44,6 +45,9 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # shrink: 16 documents of 1,000 tokens. Here, in the base layer, because the API, the CLI (whose --help must not
 # import torch), `serve` and an export all use it.
 DEFAULT_MAX_TOKENS = 64 * 256
+
+# The classifier's unfreezing strategies (train/schedule.unfreeze_plan says what each does).
+STRATEGIES = ("gradual", "full", "frozen", "chain-thaw")
 
 DROPOUT_FIELDS = ("dropout_embed", "dropout_input", "dropout_hidden", "dropout_weight", "dropout_output")
 
@@ -105,12 +109,8 @@ class TrainConfig:
     tar_beta: float = 1.0
     freeze_first_epoch: bool = False     # LM fine-tuning: train only the last layer group in epoch 1
     backwards: bool = False              # train on the reversed token stream
-    # classifier-only fields (ignored by the LM stages)
+    # classifier-only fields (ignored by the LM stages); the head's architecture is HeadConfig's
     strategy: str = "gradual"            # gradual | full | frozen | chain-thaw
-    max_len: int = 1400                  # BPT3C: tokens at the end of a document that feed the pooling
-    head_hidden: int = 50
-    head_dropout: float = 0.1            # dropout before the hidden linear layer (fastai ps[0])
-    head_dropout_final: float = 0.1      # dropout before the output layer
     label_smoothing: float = 0.0
     class_weights: bool = False
     no_pretraining: bool = False
@@ -130,20 +130,44 @@ class TrainConfig:
 
 
 @dataclass
+class HeadConfig:
+    """The classifier's architecture beyond the encoder (ULMFiT §3.3): what `TextClassifier` needs besides the
+    ModelConfig and bptt, so rebuilding a classifier needs no training settings. Used by the classify stage only."""
+    max_len: int = 1400                  # BPT3C: tokens at the end of a document that feed the pooling
+    head_hidden: int = 50
+    head_dropout: float = 0.1            # dropout before the hidden linear layer (fastai ps[0])
+    head_dropout_final: float = 0.1      # dropout before the output layer
+
+
+@dataclass
 class StageConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "StageConfig":
+        """The config a run dir's config.json holds, from today's layout or an older one (see `_upgrade`)."""
+        d = _upgrade(d)
         return cls(**{name: _section_from_dict(kind, d.get(name, {})) for name, kind in SECTIONS.items()})
 
 
-SECTIONS = {"tokenizer": TokenizerConfig, "model": ModelConfig, "train": TrainConfig}
+SECTIONS = {"tokenizer": TokenizerConfig, "model": ModelConfig, "train": TrainConfig, "head": HeadConfig}
+HEAD_FIELDS = tuple(f.name for f in fields(HeadConfig))
+
+
+def _upgrade(d: dict) -> dict:
+    """Run dirs written before issue 25 (no "head" section) kept the head's fields in "train": move them, so old
+    run dirs load and rebuild the same classifier (tests/test_old_run_dirs.py)."""
+    train = dict(d.get("train", {}))
+    moved = {name: train.pop(name) for name in HEAD_FIELDS if name in train}
+    if not moved:
+        return d
+    return {**d, "train": train, "head": {**moved, **d.get("head", {})}}
 
 
 def _section_from_dict(cls, d: dict):
@@ -163,10 +187,10 @@ CLAS_DROPOUTS = dict(dropout_embed=0.05, dropout_input=0.4, dropout_hidden=0.3, 
 
 # `paper` = fastai's recipe (hidden 1152: fastai 1.0.53's AWD-LSTM and its wt103 LM), not the paper's (1150); see
 # the module docstring for every difference.
-_SIZES = {
-    "paper": dict(tok=30000, emb=400, hid=1152, layers=3),
-    "small": dict(tok=8000, emb=256, hid=512, layers=3),
-    "tiny": dict(tok=1000, emb=32, hid=64, layers=2),
+_SIZES = {                # tokenizer.vocab_size, then the ModelConfig fields
+    "paper": dict(vocab_size=30000, emb_size=400, hidden_size=1152, n_layers=3),
+    "small": dict(vocab_size=8000, emb_size=256, hidden_size=512, n_layers=3),
+    "tiny": dict(vocab_size=1000, emb_size=32, hidden_size=64, n_layers=2),
 }
 
 _TRAIN = {
@@ -188,9 +212,11 @@ _TRAIN = {
     "classify": {
         "paper": dict(batch_size=48, bptt=70, epochs=5, lr=1e-2, clip=0.25, precision="fp16"),
         "small": dict(batch_size=64, bptt=70, epochs=5, lr=1e-2, clip=0.25),
-        "tiny": dict(batch_size=16, bptt=20, epochs=3, lr=1e-2, max_len=200, threads=1),
+        "tiny": dict(batch_size=16, bptt=20, epochs=3, lr=1e-2, threads=1),
     },
 }
+# HeadConfig overrides per preset (classify only): tiny pools over the last 200 tokens
+_HEAD = {"tiny": dict(max_len=200)}
 # Pretraining (§3.1) trains every layer at one LR: discriminative LRs are the fine-tuning technique of §3.2.
 # `small` is what a 30-minute CPU budget buys most from (benchmarks/results/wt2_budget_sweep.txt): hidden 512
 # rather than 768, batch 16 rather than 64 (four times the updates for the same tokens/s), STLR's short warm-up.
@@ -211,14 +237,15 @@ def preset(name: str, stage: str) -> StageConfig:
         raise UlmfitError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
     if stage not in _TRAIN:
         raise ValueError(f"unknown stage {stage!r}")
-    s = _SIZES[name]
+    sizes = dict(_SIZES[name])
     dropouts = CLAS_DROPOUTS if stage == "classify" else LM_DROPOUTS
     return StageConfig(
-        tokenizer=TokenizerConfig(vocab_size=s["tok"]),
-        model=ModelConfig(emb_size=s["emb"], hidden_size=s["hid"], n_layers=s["layers"],
+        tokenizer=TokenizerConfig(vocab_size=sizes.pop("vocab_size")),
+        model=ModelConfig(**sizes, **dropouts,
                           dropout_scale=(_DROPOUT_SCALE_SMALL_PRETRAIN if (name, stage) == ("small", "pretrain")
-                                         else _DROPOUT_SCALE[stage]), **dropouts),
+                                         else _DROPOUT_SCALE[stage])),
         train=TrainConfig(**_TRAIN[stage][name]),
+        head=HeadConfig(**(_HEAD.get(name, {}) if stage == "classify" else {})),
     )
 
 
@@ -227,7 +254,7 @@ _CHOICES = {
     "model_type": ("unigram", "bpe", "word", "fastai"),
     "fastai_rules": ("fastai_v2", "fastai_v1"),
     "schedule": ("stlr", "one_cycle", "constant"),
-    "strategy": ("gradual", "full", "frozen", "chain-thaw"),
+    "strategy": STRATEGIES,
     "precision": ("fp32", "bf16", "fp16"),
 }
 
@@ -259,15 +286,16 @@ def _convert(raw: str, current, name: str):
 
 def apply_overrides(config: StageConfig, overrides: list[str]) -> StageConfig:
     """Apply `field=value` strings (bare `lr` or qualified `train.lr`), type-checked, to a copy of `config`."""
-    config = dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer),
-                                 model=dataclasses.replace(config.model), train=dataclasses.replace(config.train))
-    sections = {"tokenizer": config.tokenizer, "model": config.model, "train": config.train}
+    config = dataclasses.replace(config, **{s: dataclasses.replace(getattr(config, s)) for s in SECTIONS})
+    sections = {s: getattr(config, s) for s in SECTIONS}
     qualified = {f"{s}.{f.name}": (obj, f.name) for s, obj in sections.items() for f in fields(obj)}
     for item in overrides:
         if "=" not in item:
             raise UlmfitError(f"--set expects field=value, got {item!r}")
         key, raw = item.split("=", 1)
         key = key.strip()
+        if key.startswith("train.") and key[len("train."):] in HEAD_FIELDS:     # the name before issue 25
+            key = "head." + key[len("train."):]
         matches = [q for q in qualified if q == key or q.split(".", 1)[1] == key]
         if not matches:
             names = list(qualified) + sorted({q.split(".", 1)[1] for q in qualified})
@@ -287,7 +315,7 @@ def apply_overrides(config: StageConfig, overrides: list[str]) -> StageConfig:
 
 def validate(config: StageConfig) -> None:
     """Reject values no run could use, with a message that names the field."""
-    m, t = config.model, config.train
+    m, t, h = config.model, config.train, config.head
     for name in DROPOUT_FIELDS:
         p = m.dropout(name)
         if not 0.0 <= p < 1.0:
@@ -306,7 +334,7 @@ def validate(config: StageConfig) -> None:
                           "early_stopping must be >= 0")
     if not 0 < t.stlr_cut_frac < 1:
         raise UlmfitError(f"stlr_cut_frac must be in (0, 1), got {t.stlr_cut_frac}")
-    if not (0 <= t.head_dropout < 1 and 0 <= t.head_dropout_final < 1 and 0 <= t.label_smoothing < 1):
+    if not (0 <= h.head_dropout < 1 and 0 <= h.head_dropout_final < 1 and 0 <= t.label_smoothing < 1):
         raise UlmfitError("head dropouts and label_smoothing must be in [0, 1)")
     if not 0 < t.valid_frac < 1:
         raise UlmfitError(f"valid_frac must be in (0, 1), got {t.valid_frac}")
@@ -316,14 +344,16 @@ def validate(config: StageConfig) -> None:
     for name in ("adam_beta1", "adam_beta2"):
         if not 0 <= getattr(t, name) < 1:
             raise UlmfitError(f"train.{name} must be in [0, 1), got {getattr(t, name)}")
-    for name in ("lr_decay_per_layer", "max_len", "head_hidden"):
-        if not getattr(t, name) > 0:
-            raise UlmfitError(f"train.{name} must be > 0, got {getattr(t, name)}")
+    if not t.lr_decay_per_layer > 0:
+        raise UlmfitError(f"train.lr_decay_per_layer must be > 0, got {t.lr_decay_per_layer}")
+    for name in ("max_len", "head_hidden"):
+        if not getattr(h, name) > 0:
+            raise UlmfitError(f"head.{name} must be > 0, got {getattr(h, name)}")
     for name in ("clip", "ar_alpha", "tar_beta", "threads"):
         if getattr(t, name) < 0:
             raise UlmfitError(f"train.{name} must be >= 0, got {getattr(t, name)}")
     check_seed(t.seed, "train.seed")
     for name, choices in _CHOICES.items():
-        for obj in (config.tokenizer, m, t):
+        for obj in (config.tokenizer, m, t, h):
             if hasattr(obj, name) and getattr(obj, name) not in choices:
                 raise UlmfitError(f"{name}={getattr(obj, name)!r}: choose one of {', '.join(choices)}")

@@ -1,4 +1,5 @@
-"""The one exception type that means "the user gave us something we cannot use".
+"""Base layer: the one exception type that means "the user gave us something we cannot use", and the input checks
+that several layers make (one home each: what an empty text is, what an unknown label is).
 
 The CLI turns a `UlmfitError` into a single line on stderr and exit code 2, never a traceback.
 Library code raises it for bad input (missing file, unknown column, a model dir with missing files...);
@@ -16,3 +17,24 @@ class RunFinished(UlmfitError):
     def __init__(self, out_dir):
         super().__init__(f"{out_dir} holds a finished run; nothing left to resume (--force trains it again)")
         self.out_dir = out_dir
+
+
+def empty_texts(texts) -> list[int]:
+    """Positions of the texts with nothing but whitespace: the one rule for an empty text, which readers, data
+    specs, training and prediction each refuse, in words that name their own input."""
+    return [i for i, text in enumerate(texts) if not str(text).strip()]
+
+
+def refuse_empty_texts(texts, where: str = "") -> None:
+    """UlmfitError if any text is empty: prediction's wording (the API, the CLI, an export)."""
+    empty = empty_texts(texts)
+    if empty:
+        raise UlmfitError(f"{len(empty)} empty text(s){where} (first at position {empty[0] + 1}); nothing to classify")
+
+
+def refuse_unknown_labels(labels, known: list[str], where: str) -> None:
+    """UlmfitError naming up to 5 labels the model was not trained on (compared as str, as a file's labels are)."""
+    unknown = sorted({str(label) for label in labels} - set(known))
+    if unknown:
+        raise UlmfitError(f"the {where} data has label(s) {unknown[:5]} that the model does not know; "
+                          f"known labels: {known}")

@@ -1,4 +1,4 @@
-"""Crash-safe files: atomic writes, weights-only tensor loads and JSON, each failure one readable line.
+"""Base layer: crash-safe files: atomic writes, weights-only tensor loads and JSON, each failure one readable line.
 
 Every write goes to a temp file in the same dir, is fsync'ed and then renamed over the target, so a crash
 mid-write never leaves a corrupt file under the real name. Tensors are read back with

@@ -1,4 +1,4 @@
-"""Step 10: the three ULMFiT stages as plain functions, shared by the CLI, the Makefile, the notebooks and the tests.
+"""Top layer: the three ULMFiT stages as plain functions, shared by the CLI, the Makefile, the notebooks and the tests.
 
     pretrain(config, data, out)            general-domain LM (ULMFiT §3.1): tokenizer + AWD-LSTM on e.g. WikiText
     finetune(config, pretrained, data, out)  target-task LM fine-tuning (§3.2): discriminative LR + STLR
@@ -27,7 +27,7 @@ from .model.classifier import TextClassifier
 from .config import StageConfig, validate
 from .text.corpus import load_corpus
 from .data.dataspec import DataSpec, labelled_splits, lm_documents, texts_in_memory
-from .errors import RunFinished, UlmfitError
+from .errors import RunFinished, UlmfitError, empty_texts, refuse_unknown_labels
 from .train.evaluate import evaluate_lm, predict_proba
 from .analysis.metrics import classification_report
 from .pretrained.model_zoo import resolve_pretrained
@@ -236,7 +236,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
                           "least two classes")
     encoded = {name: encode_labelled(tokenizer, texts, labels, label_names, out_dir / "data" / name, name, rt)
                for name, (texts, labels) in splits.items()}
-    model = TextClassifier.from_config(config.model, len(label_names), cfg)
+    model = TextClassifier.from_config(config.model, len(label_names), config.head, cfg.bptt)
     if not cfg.no_pretraining:
         model.load_encoder_state(state)
     model.to(rt.device)
@@ -293,16 +293,13 @@ def label_vocabulary(labels: list[str]) -> list[str]:
 def encode_labelled(tokenizer: Tokenizer, texts: list[str], labels: list[str] | None, label_names: list[str],
                     prefix: Path, desc: str, rt: Runtime):
     """Numericalise texts and map labels to ids; an unknown label or an empty text is a user error."""
-    empty = [i for i, t in enumerate(texts) if not str(t).strip()]
+    empty = empty_texts(texts)
     if empty:
         raise UlmfitError(f"{len(empty)} empty text(s) in the {desc} data (first at row {empty[0] + 1})")
     y = np.zeros(len(texts), dtype=np.int64)
     if labels is not None:
+        refuse_unknown_labels(labels, label_names, desc)
         index = {name: i for i, name in enumerate(label_names)}
-        unknown = sorted({str(lab) for lab in labels} - set(index))
-        if unknown:
-            raise UlmfitError(f"the {desc} data has label(s) {unknown[:5]} that the model does not know; "
-                              f"known labels: {label_names}")
         y = np.array([index[str(lab)] for lab in labels], dtype=np.int64)
     ids, offsets = _encode(tokenizer, list(texts), prefix, f"tokenize {desc}", rt)
     return ids, offsets, y
@@ -325,10 +322,7 @@ def evaluate(run_dir: Path, texts, labels, batch_size: int = 64, baseline: bool 
     """
     data = texts_in_memory(texts, labels, "evaluation")
     model = predict.TextClassifier.from_pretrained(run_dir, baseline=baseline)
-    unknown = sorted(set(data.labels) - set(model.label_names))
-    if unknown:
-        raise UlmfitError(f"the evaluation data has label(s) {unknown[:5]} that the model does not know; "
-                          f"known labels: {model.label_names}")
+    refuse_unknown_labels(data.labels, model.label_names, "evaluation")
     index = {name: i for i, name in enumerate(model.label_names)}
     predicted = model.predict_proba(data.texts, batch_size).argmax(1).tolist()
     return classification_report([index[y] for y in data.labels], predicted, model.label_names)

@@ -34,7 +34,7 @@ from .analysis.baseline import delivered_name, mix, run_baseline, ulmfit_weight
 from .analysis.metrics import prediction_dicts
 from .checkpoint import CONFIG_FILE, load_run, load_state_checked
 from .config import BOS_ID, DEFAULT_MAX_TOKENS, EOS_ID, PAD_ID, UNK_ID
-from .errors import UlmfitError
+from .errors import UlmfitError, refuse_empty_texts
 from .longtext import progress
 from .model import awd_lstm, classifier, quantize
 from .model.awd_lstm import detach_hidden
@@ -91,7 +91,7 @@ class TextClassifier(classifier.TextClassifier):
         labels = meta.get("labels")
         if not labels:
             raise UlmfitError(f"{Path(run_dir) / CONFIG_FILE} names no labels")
-        model = cls.from_config(stage_config.model, len(labels), stage_config.train)
+        model = cls.from_config(stage_config.model, len(labels), stage_config.head, stage_config.train.bptt)
         load_state_checked(model, state, Path(run_dir))
         model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), stage_config
         model.baseline = run_baseline(run_dir, meta) if baseline else None
@@ -117,9 +117,7 @@ class TextClassifier(classifier.TextClassifier):
         if self.int8 and rt is not None:
             quantize.check_int8_runtime(rt.device, rt.precision)
         texts = [str(t) for t in texts]
-        empty = [i for i, t in enumerate(texts) if not t.strip()]
-        if empty:
-            raise UlmfitError(f"{len(empty)} empty text(s) (first at position {empty[0] + 1}); nothing to classify")
+        refuse_empty_texts(texts)
         if not texts:
             return np.zeros((0, len(self.label_names)), dtype=np.float32)
         encoded = self.tokenizer.encode_documents(texts)

@@ -1,4 +1,5 @@
-"""The report of one classify run: report.md in the run dir, written by `pipeline.classify` when training is done.
+"""Top layer: the report of one classify run: report.md in the run dir, written by `pipeline.classify` when
+training is done.
 
     valid (+ test) probabilities --metrics.py--> accuracy, macro-F1, per-class table, confusion matrix (table + PNG)
     metrics.jsonl --report.py's plots--> loss_curves.png, lr_schedule.png

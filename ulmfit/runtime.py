@@ -1,4 +1,4 @@
-"""Where a run executes: device, precision, threads, seeds and (under torchrun) the process group.
+"""Base layer: where a run executes: device, precision, threads, seeds and (under torchrun) the process group.
 
 Everything device-specific lives here so that the rest of the library is device-agnostic, including what the
 machine can run: `precision_problem` says why a precision cannot run on a device (bf16 on a CPU whose oneDNN has
@@ -12,6 +12,7 @@ import contextlib
 import functools
 import gc
 import os
+import platform
 import random
 import warnings
 from dataclasses import dataclass
@@ -212,3 +213,23 @@ def cleanup_runtime() -> None:
         gc.collect()                      # the stages' DDP reducers hold the group: free them while it still exists
         dist.barrier()
         dist.destroy_process_group()
+
+
+# torch's quantized engines worth running on each CPU family, best first (qnnpack also builds on x86, but is far
+# slower there). One order for quantizing (model/quantize.py) and for loading an int8 export (apps/exported.py).
+INT8_ENGINES = {"x86": ("x86", "fbgemm"), "arm": ("qnnpack",)}
+
+
+def cpu_family() -> str:
+    """"x86", "arm", or the machine name of another CPU (for which torch has no int8 kernels)."""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i386", "i686"):
+        return "x86"
+    return "arm" if machine.startswith(("arm", "aarch64")) else machine or "unknown"
+
+
+def int8_engines(family: str) -> tuple[str, ...]:
+    """The engines to try on a CPU `family`, best first: INT8_ENGINES', with oneDNN ahead on an x86 CPU with int8
+    dot products (its int8 products beat fbgemm's there); () for a family without int8 kernels."""
+    engines = INT8_ENGINES.get(family, ())
+    return ("onednn", *engines) if family == "x86" and has_int8_dot() else engines

@@ -40,7 +40,8 @@ from ulmfit.model.classifier import TextClassifier
 from ulmfit.config import preset
 
 cfg = preset("tiny", "classify")
-clf = TextClassifier.from_config(dataclasses.replace(cfg.model, vocab_size=1000), n_classes=2, train_config=cfg.train).eval()
+clf = TextClassifier.from_config(dataclasses.replace(cfg.model, vocab_size=1000), n_classes=2, head=cfg.head,
+                                 bptt=cfg.train.bptt).eval()
 docs = [torch.randint(4, 1000, (n,)) for n in (30, 11, 5)]
 tokens = torch.zeros(3, 30, dtype=torch.long)                       # PAD_ID = 0
 for b, d in enumerate(docs):

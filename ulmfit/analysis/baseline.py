@@ -1,5 +1,6 @@
-"""The classical baseline beside every classify run: TF-IDF of word 1-2-grams and character 2-5-grams + logistic
-regression. "Does the deep model pay off on your data?" is answered by scoring both on the same split.
+"""analysis/ layer: the classical baseline beside every classify run: TF-IDF of word 1-2-grams and character
+2-5-grams + logistic regression. "Does the deep model pay off on your data?" is answered by scoring both on the
+same split.
 
     train texts --TfidfVectorizer x2 (fit on train)--> sparse features --LogisticRegression(C), one per C of C_GRID
     --accuracy on valid--> the best C --> TfidfLR: terms + idf + coefficients, saved as JSON + npz (no pickle)

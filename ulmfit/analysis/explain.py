@@ -1,4 +1,4 @@
-"""Step 10 (evaluation -> "why this label"): per-token attributions by integrated gradients, and pictures.
+"""analysis/ layer (evaluation -> "why this label"): per-token attributions by integrated gradients, and pictures.
 
 Integrated gradients (IG; Sundararajan, Taly & Yan 2017, "Axiomatic Attribution for Deep Networks") explains one
 output F (here the logit of one class) of one input x against a baseline input x0:

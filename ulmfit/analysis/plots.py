@@ -1,4 +1,5 @@
-"""A short report of a pipeline run: a markdown metrics table, the loss curves and the LR schedule as PNG.
+"""analysis/ layer: a short report of a pipeline run: a markdown metrics table, the loss curves and the LR schedule
+as PNG.
 
 Reads only what the stages wrote: each run dir's config.json (the resolved config) and metrics.jsonl (the
 per-50-step training loss and the per-epoch evaluation). matplotlib is imported lazily (a dev extra).

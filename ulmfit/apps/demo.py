@@ -1,4 +1,5 @@
-"""`make demo`: the three ULMFiT stages on an embedded default, within 14 minutes of wall time on any machine.
+"""apps/ layer: `make demo`, the three ULMFiT stages on an embedded default, within 14 minutes of wall time on any
+machine.
 
     1. pretrain an AWD-LSTM LM on WikiText-2            (ULMFiT §3.1)
     2. fine-tune it on the Stop Clickbait headlines    (§3.2: discriminative LR + STLR)

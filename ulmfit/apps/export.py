@@ -1,4 +1,4 @@
-"""After step 6 (a trained classifier -> a file to serve): export to TorchScript, fp32 or int8.
+"""apps/ layer (a trained classifier -> a file to serve): export to TorchScript, fp32 or int8.
 
 In: a `classify` run dir. Out: an export dir that `exported.load` (or `torch.jit.load` and a tokenizer) serves
 without ulmfit's model and training code:

@@ -1,4 +1,4 @@
-"""Serving an exported classifier (export.py): TorchScript + the tokenizer, and nothing of the model code.
+"""apps/ layer: serving an exported classifier (export.py): TorchScript + the tokenizer, and nothing of the model code.
 
     from ulmfit.exported import load
     model = load("export/clickbait-int8")
@@ -32,8 +32,8 @@ import torch
 from ..analysis.baseline import BASELINE_DIR, TfidfLR
 from ..analysis.metrics import prediction_dicts
 from ..config import DEFAULT_MAX_TOKENS, PAD_ID
-from ..errors import UlmfitError
-from ..runtime import has_int8_dot
+from ..errors import UlmfitError, refuse_empty_texts
+from ..runtime import int8_engines
 from ..text.batching import token_budget_batches
 from ..text.tokenizer import load_tokenizer
 
@@ -72,9 +72,7 @@ class ExportedClassifier:
         """(N, C) probabilities, rows in input order: length-sorted batches of at most `max_tokens` padded tokens
         and `batch_size` documents, like `TextClassifier.predict_proba` (whose figures the parity test compares)."""
         texts = [str(t) for t in texts]
-        empty = [i for i, t in enumerate(texts) if not t.strip()]
-        if empty:
-            raise UlmfitError(f"{len(empty)} empty text(s) (first at position {empty[0] + 1}); nothing to classify")
+        refuse_empty_texts(texts)
         probs = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         if not texts:
             return probs
@@ -112,12 +110,14 @@ def load(export_dir, threads: int | None = None) -> ExportedClassifier:
 
 
 def _set_int8_engine(wanted: str | None) -> None:
-    """Use the best quantized engine of the export's CPU family that this CPU has (quantize.int8_engine's order:
-    on x86, onednn first where the CPU has int8 dot products); the weights are repacked for it at load."""
+    """Use the best quantized engine of the export's CPU family that this CPU has (runtime.int8_engines' order, as
+    when quantizing); the weights are repacked for it at load. Weights packed for x86 also run on oneDNN."""
     supported = [e for e in torch.backends.quantized.supported_engines if e != "none"]
-    x86 = ("onednn", "x86", "fbgemm") if has_int8_dot() else ("x86", "fbgemm", "onednn")
-    family = {"x86": x86, "fbgemm": x86, "onednn": x86, "qnnpack": ("qnnpack",)}
-    for engine in family.get(wanted or "", ()):
+    family = "arm" if wanted == "qnnpack" else "x86" if wanted in ("x86", "fbgemm", "onednn") else None
+    order = int8_engines(family) if family else ()
+    if family == "x86" and "onednn" not in order:
+        order = (*order, "onednn")                      # the last resort: slower there, but the same results
+    for engine in order:
         if engine in supported:
             torch.backends.quantized.engine = engine
             return

@@ -1,4 +1,4 @@
-"""After step 6 (a trained classifier -> a service): `ulmfit serve DIR`, an HTTP JSON API and a web page.
+"""apps/ layer (a trained classifier -> a service): `ulmfit serve DIR`, an HTTP JSON API and a web page.
 
     POST /predict   {"texts": ["...", ...], "explain": false}
                     -> {"predictions": [{"label": ..., "probabilities": {label: p}}, ...],

@@ -1,4 +1,4 @@
-"""Step 0 of the pipeline: where a stage's text comes from, read into documents or train / valid / test splits.
+"""data/ layer, last file: where a stage's text comes from, read into documents or train / valid / test splits.
 
 A `DataSpec` names a registry dataset (datasets.py), the user's files (readers.py), or texts held in memory
 (`DataSpec.from_texts`, `DataSpec.from_frame`: a notebook's lists or DataFrame, never written to a file). Every
@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from . import download, readers
-from ..errors import UlmfitError
+from .splits import hold_out, split_documents
+from ..errors import UlmfitError, empty_texts
 
 
 # ---- texts held in memory ---------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def texts_in_memory(texts, labels=None, split: str = "train") -> Texts:
     if labels is not None and len(labels) != len(texts):
         raise UlmfitError(f"the {split} data has {len(texts)} texts but {len(labels)} labels; "
                           "pass one label per text")
-    empty = [i for i, t in enumerate(texts) if _missing(t) or not str(t).strip()]
+    empty = sorted({i for i, t in enumerate(texts) if _missing(t)} | set(empty_texts(texts)))
     if empty:
         raise UlmfitError(f"{len(empty)} {split} text(s) are empty or missing (the first is number {empty[0]}, "
                           "counting from 0); remove them")
@@ -134,16 +134,8 @@ def lm_documents(data: DataSpec) -> dict[str, list[str]]:
     train = [d for source in data.train for d in _read_any_text(source, data)]
     if data.valid:
         valid = _read_any_text(data.valid, data)
-    elif len(train) >= 20:                 # a seeded 10% of the documents
-        order = np.random.default_rng(0).permutation(len(train))
-        cut = len(train) // 10
-        valid, train = [train[i] for i in order[:cut]], [train[i] for i in order[cut:]]
-    else:                                  # few long documents (e.g. one file): the last 10% of the lines
-        lines = "\n".join(train).split("\n")
-        cut = len(lines) - max(1, len(lines) // 10)
-        if cut < 1:
-            raise UlmfitError("the training text is too short to hold out a validation part; pass --valid FILE")
-        train, valid = ["\n".join(lines[:cut])], ["\n".join(lines[cut:])]
+    else:
+        train, valid = split_documents(train)
     return {"train": train, "valid": valid}
 
 
@@ -159,7 +151,8 @@ def _read_any_text(source: str | Texts, data: DataSpec) -> list[str]:
 
 # ---- labelled splits --------------------------------------------------------------------------------------
 def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, tuple[list[str], list[str]]]:
-    """train / valid / test as (texts, labels); valid is carved from train (seeded) when the data has none."""
+    """train / valid / test as (texts, labels); valid is held out of train (splits.py: stratified, seeded) when
+    the data has none."""
     if data.dataset:
         if data.dataset not in download.DATASETS or download.DATASETS[data.dataset].kind == "lm":
             raise UlmfitError(f"{data.dataset!r} is not a labelled dataset; `ulmfit data list` shows the choices")
@@ -174,14 +167,11 @@ def labelled_splits(data: DataSpec, seed: int, valid_frac: float) -> dict[str, t
     splits = {}
     if data.valid:
         splits["train"], splits["valid"] = (texts, labels), _read_labelled(data.valid, data)
-    else:
-        order = np.random.default_rng(seed).permutation(len(texts))
-        cut = max(1, int(round(len(texts) * valid_frac)))
-        if cut >= len(texts):
+    else:                                  # the one policy of splits.py: stratified, seeded
+        if max(1, int(round(len(texts) * valid_frac))) >= len(texts):
             raise UlmfitError(f"train.valid_frac={valid_frac:g} holds out all {len(texts)} examples: no training "
                               "examples are left; lower it or pass --valid FILE")
-        pick = lambda idx: ([texts[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
-        splits["valid"], splits["train"] = pick(order[:cut]), pick(order[cut:])
+        splits["train"], splits["valid"] = hold_out((texts, labels), valid_frac, seed)
     if data.test:
         splits["test"] = _read_labelled(data.test, data)
     return splits

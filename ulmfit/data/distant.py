@@ -1,4 +1,4 @@
-"""Sentence-level distant supervision from document labels (beyond the paper; used for Rotten Tomatoes).
+"""data/ layer: sentence-level distant supervision from document labels (beyond the paper; used for Rotten Tomatoes).
 
 A review-level sentiment classifier (ULMFiT §3.3 on IMDb) transfers only partly to single sentences such as
 Rotten Tomatoes': it was trained on 250-word reviews, and on one sentence it leans to "pos". The labelled

@@ -1,4 +1,4 @@
-"""Step 0 of the pipeline: the public datasets of ULMFiT §4 (and smaller stand-ins), fetched, verified, read.
+"""data/ layer, after `registry`: the public datasets of ULMFiT §4 (and smaller stand-ins), fetched, verified, read.
 
 The registry (registry.py: `DATASETS`, name -> `DatasetSpec`) says what each dataset is and where its files
 live. `fetch(name)` returns a folder holding the files: the mirror if it has them (each file
@@ -21,11 +21,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import UlmfitError
 from .registry import DATASETS, DatasetSpec, Remote, get_spec  # noqa: F401 (DatasetSpec: re-exported for users)
+from .splits import standard_splits
 
 TIMEOUT = 30          # seconds per connection attempt; a dead host fails fast, a slow one still finishes
 
@@ -193,23 +193,6 @@ def _member_sha256(archive: Path, member: str) -> str | None:
 
 
 # ---- standard forms ---------------------------------------------------------------------------------------
-def stratified_split(labels: list[str], frac: float, seed: int) -> tuple[list[int], list[int]]:
-    """(kept, held-out) indices: `frac` of each class held out by a seeded permutation; both sorted."""
-    rng = np.random.default_rng(seed)
-    labels_arr = np.asarray(labels)
-    held = []
-    for label in sorted(set(labels)):
-        idx = np.flatnonzero(labels_arr == label)
-        held += rng.permutation(idx)[:int(round(frac * len(idx)))].tolist()
-    held_set = set(held)
-    return [i for i in range(len(labels)) if i not in held_set], sorted(held)
-
-
-def _take(pair, idx):
-    texts, labels = pair
-    return [texts[i] for i in idx], [labels[i] for i in idx]
-
-
 def load_labelled(name, seed: int = 0, valid_frac: float = 0.1, test_frac: float = 0.2,
                   test_seed: int = 0) -> dict[str, tuple[list[str], list[str]]]:
     """{"train", "valid", "test"} -> (texts, labels). A missing test split is carved with `test_seed` (fixed,
@@ -217,18 +200,7 @@ def load_labelled(name, seed: int = 0, valid_frac: float = 0.1, test_frac: float
     spec = get_spec(name)
     if spec.kind != "labelled":
         raise UlmfitError(f"{spec.name} is a language-model corpus, not a labelled dataset")
-    return _standard_splits(spec.reader(fetch(spec)), seed, valid_frac, test_frac, test_seed)
-
-
-def _standard_splits(splits: dict, seed: int, valid_frac: float, test_frac: float, test_seed: int) -> dict:
-    out = {k: splits[k] for k in ("train", "valid", "test") if k in splits}
-    if "test" not in out:
-        keep, held = stratified_split(out["train"][1], test_frac, test_seed)
-        out["train"], out["test"] = _take(out["train"], keep), _take(out["train"], held)
-    if "valid" not in out:
-        keep, held = stratified_split(out["train"][1], valid_frac, seed)
-        out["train"], out["valid"] = _take(out["train"], keep), _take(out["train"], held)
-    return {k: out[k] for k in ("train", "valid", "test")}
+    return standard_splits(spec.reader(fetch(spec)), seed, valid_frac, test_frac, test_seed)
 
 
 def load_lm_corpus(name, seed: int = 0) -> dict:
@@ -239,7 +211,7 @@ def load_lm_corpus(name, seed: int = 0) -> dict:
     if spec.kind == "lm":
         return spec.reader(fetch(spec))
     official = spec.reader(fetch(spec))
-    splits = _standard_splits(official, seed, 0.1, 0.2, 0)
+    splits = standard_splits(official, seed, 0.1, 0.2, 0)
     docs = {k: list(texts) for k, (texts, _) in splits.items()}
     docs["train"] += official.get("unsup", ([], []))[0]
     return docs

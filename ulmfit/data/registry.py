@@ -1,4 +1,4 @@
-"""Step 0 of the pipeline: what the public datasets of ULMFiT §4 (and smaller stand-ins) are, and where they live.
+"""data/ layer, first file: what the public datasets of ULMFiT §4 (and smaller stand-ins) are, and where they live.
 
 `DATASETS` maps a name to a `DatasetSpec`: the upstream files (URLs with fallbacks, sha256, size, and who pins the
 hash), the mirror files (`$ULMFIT_MIRROR/<name>/<file>`, laid out like ../shared/data), licence, citation and the
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import readers as R
+from . import formats as R
 from ..errors import UlmfitError
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..config import ModelConfig, TrainConfig
+from ..config import HeadConfig, ModelConfig
 from ..errors import UlmfitError
 from .awd_lstm import AWDLSTMEncoder, detach_hidden
 
@@ -147,12 +147,12 @@ class TextClassifier(nn.Module):
         self.head = PoolingHead(3 * model_config.emb_size, n_classes, head_hidden, head_dropouts)
 
     @classmethod
-    def from_config(cls, model_config: ModelConfig, n_classes: int,
-                    train_config: TrainConfig | None = None) -> "TextClassifier":
-        """Build from the model config and the classify stage's TrainConfig (bptt, max_len, head sizes)."""
-        t = train_config or TrainConfig()
-        return cls(model_config, n_classes, bptt=t.bptt, max_len=t.max_len, head_hidden=t.head_hidden,
-                   head_dropouts=(t.head_dropout, t.head_dropout_final))
+    def from_config(cls, model_config: ModelConfig, n_classes: int, head: HeadConfig | None = None,
+                    bptt: int = 70) -> "TextClassifier":
+        """Build from the model config, the classify stage's HeadConfig (max_len, head sizes) and its bptt."""
+        h = head or HeadConfig()
+        return cls(model_config, n_classes, bptt=bptt, max_len=h.max_len, head_hidden=h.head_hidden,
+                   head_dropouts=(h.head_dropout, h.head_dropout_final))
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) in fp32 for right-padded tokens (B, T) with mask (B, T) True at real tokens."""

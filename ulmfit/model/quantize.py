@@ -1,4 +1,4 @@
-"""After step 6 (a trained model -> a faster one for inference): int8 dynamic quantization on the CPU.
+"""model/ layer, last file (a trained model -> a faster one for inference): int8 dynamic quantization on the CPU.
 
 In: a trained TextClassifier or LanguageModel in fp32, in eval mode. Out: the same model object, eval-only, whose
 LSTM layers and Linear layers (the classifier head, the LM decoder) hold int8 weights; the embedding stays fp32.
@@ -25,7 +25,6 @@ run only on it, so quantizing sets it.
 """
 from __future__ import annotations
 
-import platform
 import warnings
 
 import torch
@@ -34,42 +33,28 @@ from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from ..errors import UlmfitError
 from .regularizers import WeightDropLSTM
-from ..runtime import has_int8_dot
-
-# the engines worth running on each CPU family, best first (qnnpack also builds on x86, but is far slower there)
-ENGINES = {"x86": ("x86", "fbgemm"), "arm": ("qnnpack",)}
-
-
-def _cpu_family() -> str:
-    machine = platform.machine().lower()
-    if machine in ("x86_64", "amd64", "i386", "i686"):
-        return "x86"
-    return "arm" if machine.startswith(("arm", "aarch64")) else machine or "unknown"
-
+from ..runtime import INT8_ENGINES, cpu_family, int8_engines
 
 def int8_engine(wanted: str | None = None) -> str:
     """The quantized engine for this CPU (or `wanted`, if torch offers it here), or a UlmfitError naming why there
     is none.
 
     torch lists fbgemm and x86 in `supported_engines` only where fbgemm finds AVX2 (ATen's Context.cpp)."""
-    family = _cpu_family()
+    family = cpu_family()
     supported = [e for e in torch.backends.quantized.supported_engines if e != "none"]
     if wanted is not None:
         if wanted not in supported:
             raise UlmfitError(f"the {wanted} int8 engine is not available here; this torch offers: "
                               f"{', '.join(supported) or 'none'}")
         return wanted
-    if family not in ENGINES:
+    if family not in INT8_ENGINES:
         raise UlmfitError(f"int8 is not available: torch has int8 kernels for x86 and ARM CPUs only, and this one is "
                           f"{family}; use fp32")
-    candidates = ENGINES[family]
-    if family == "x86" and has_int8_dot():
-        candidates = ("onednn", *candidates)
-    for engine in candidates:
+    for engine in int8_engines(family):
         if engine in supported:
             return engine
     needs = " (they need AVX2)" if family == "x86" else ""
-    raise UlmfitError(f"int8 is not available: torch offers no {' or '.join(ENGINES[family])} engine on this "
+    raise UlmfitError(f"int8 is not available: torch offers no {' or '.join(INT8_ENGINES[family])} engine on this "
                       f"{family} CPU{needs}, only: {', '.join(supported) or 'none'}; use fp32")
 
 

@@ -1,4 +1,4 @@
-"""Step 4 of 10 (batches -> regularised activations): the AWD-LSTM regularisers, written out by hand.
+"""model/ layer, first file (batches -> regularised activations): the AWD-LSTM regularisers, written out by hand.
 
 Merity, Keskar & Socher 2017, "Regularizing and Optimizing LSTM Language Models" (AWD-LSTM), used as the
 ULMFiT backbone (Howard & Ruder 2018, §3.1):

@@ -1,4 +1,4 @@
-"""fastai's language models in and out: its weight files and vocabulary pickles <-> ulmfit run dirs.
+"""pretrained/ layer: fastai's language models in and out: its weight files and vocabulary pickles <-> ulmfit run dirs.
 
 ULMFiT's transfer starts from an AWD-LSTM pretrained on WikiText-103 (§3.1); fastai publishes that model as
 `wt103-fwd` / `wt103-bwd` (model_zoo.py fetches them). This module turns such files into an ordinary ulmfit

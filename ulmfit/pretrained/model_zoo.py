@@ -1,4 +1,4 @@
-"""The published pretrained language models (fastai's WikiText-103 AWD-LSTM, ULMFiT §3.1's kind), fetched and imported.
+"""pretrained/ layer: the published pretrained language models (fastai's WikiText-103 AWD-LSTM, ULMFiT §3.1's kind), fetched and imported.
 
 What they are: fastai's 2019 retrain on WikiText-103 (fastai 1.0.53, June 2019: its CHANGES.md moved the default
 AWD-LSTM to 1152 hidden and released these models; 60,000-word vocabulary), tokenized with fastai v1's rules (so

@@ -1,4 +1,5 @@
-"""Stage 2 with a word-level vocabulary: carry a pretrained LM over to the target corpus's own vocabulary.
+"""pretrained/ layer (stage 2 with a word-level vocabulary): carry a pretrained LM over to the target corpus's own
+vocabulary.
 
 A subword tokenizer covers any text, so fine-tuning reuses the pretrained one as it is. A word-level vocabulary
 does not: the target corpus has words the general corpus never saw, which would all become <unk>. So, as fastai's

@@ -1,4 +1,4 @@
-"""Step 3 of 10 (tokens -> batches): language-model windows and length-bucketed classification batches.
+"""text/ layer, last file (tokens -> batches): language-model windows and length-bucketed classification batches.
 
 Language model (AWD-LSTM §4.1, ULMFiT §3.1-3.2). A corpus is one stream of token ids (N,). We fold it into B
 parallel rows (B, N // B) so that row b of batch k+1 continues row b of batch k: that is what lets the hidden

@@ -1,4 +1,4 @@
-"""Step 2 of the pipeline: a corpus -> a compact memory-mapped id array, numericalised in worker processes.
+"""text/ layer, after the tokenizers: a corpus -> a compact memory-mapped id array, numericalised in worker processes.
 
 On disk a numericalised corpus is `<prefix>.ids.npy` (flat uint16/int32) + `<prefix>.offsets.npy` (int64,
 n_docs+1), written by streaming chunks from worker processes and read back with `np.load(mmap_mode="r")`, so a

@@ -1,4 +1,5 @@
-"""Step 1 of the pipeline, the `fastai` kind: text -> word ids exactly as fastai makes them (v2; or v1, below).
+"""text/ layer, beside `tokenizer` (the `fastai` kind): text -> word ids exactly as fastai makes them (v2; or v1,
+below).
 
 ULMFiT §3 / §4 tokenised with fastai's word pipeline; this module reproduces the default one of fastai
 2.8.12 (`fastai.text.core`: `Tokenizer.from_df` -> `tokenize_df` -> `TokenizeWithRules(SpacyTokenizer())`)

@@ -1,4 +1,4 @@
-"""Step 1 of the pipeline: text -> sub-word ids.
+"""text/ layer, first file: text -> sub-word ids.
 
 ULMFiT §3 uses fastai's word tokenizer with pre-rules (xxmaj, xxup, xxrep, xxwrep, HTML fixes); fastai later
 moved to SentencePiece (Kudo & Richardson 2018), which we use here: a unigram (default), BPE or word model

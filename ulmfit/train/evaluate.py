@@ -1,4 +1,4 @@
-"""Step 9: evaluation without gradients — LM perplexity and classifier probabilities.
+"""train/ layer, beside `loop`: evaluation without gradients — LM perplexity and classifier probabilities.
 
 Perplexity is reported per token (our subword tokens) and, when the corpus says how many words it has, per word:
 exp(total NLL / n_words). Per-word perplexity is what makes a subword model comparable with word-level results

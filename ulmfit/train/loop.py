@@ -1,4 +1,5 @@
-"""Step 8: the training loop shared by all three stages. It knows nothing about LSTMs.
+"""train/ layer, after `schedule` and `tasks`: the training loop shared by all three stages. It knows nothing
+about LSTMs.
 
 A run is a list of `Stage`s. Each stage trains some layer groups (the rest are frozen) for some epochs with a fresh
 AdamW and its own LR schedule (STLR by default), which is how ULMFiT's stages work: LM fine-tuning may first train
@@ -7,16 +8,17 @@ unfreezing). Within a stage every group gets its discriminative LR, lr_top / 2.6
 
 What differs between the LM and the classifier lives in a *task* object (`LMTask` in pipeline code, or
 `ClassifierTask`): how to iterate batches, what one step's loss is, and how to evaluate. The loop owns the rest:
-schedule, clipping, mixed precision, progress bar, the JSONL log, resume checkpoints and SIGINT/SIGTERM.
+schedule, clipping, mixed precision, progress bar and the JSONL log; resume checkpoints and SIGINT/SIGTERM are
+resume.py's. Read top down: `train_step` (one optimiser step), `run_epoch` (an epoch, its validation and
+checkpoint), `fit` (the stages).
 
 Decision (STYLE §12.3): the optimiser state is rebuilt at every stage, as fastai builds a new optimiser per fit.
 """
 from __future__ import annotations
 
 import json
-import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,11 +26,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..files import METRICS_FILE, RESUME_FILE, load_state_checked, load_tensors, save_tensors
 from ..config import TrainConfig
 from ..errors import UlmfitError
-from ..runtime import Runtime, rng_state, set_rng_state
+from ..files import METRICS_FILE, RESUME_FILE
+from ..runtime import Runtime
 from .early_stopping import EarlyStopping
+from .resume import (SAME_PLAN, Interrupted, Position, agreed_flags, load_resume, plan_of, save_due, save_resume,
+                     stop_signals)
 from .schedule import build_optimizer, discriminative_lrs, lr_at, param_groups, set_trainable
 
 
@@ -59,26 +63,6 @@ class StepResult(NamedTuple):
     items: int                           # tokens or documents in the batch, for the rate
     carry: object                        # state handed to the next batch (the LM's hidden state)
     lr_mult: float = 1.0                 # e.g. seq_len / bptt for variable-length BPTT
-
-
-@dataclass
-class Position:
-    stage: int = 0
-    epoch: int = 0                       # epoch within the stage
-    batch: int = 0                       # next batch to run within the epoch
-    step: int = 0                        # optimiser steps taken in the whole run
-    history: list = field(default_factory=list)
-    spent_s: float = 0.0                 # time-budget seconds used by the finished stages
-    stage_used_s: float = 0.0            # and by the current stage, at the last checkpoint
-
-
-class Interrupted(Exception):
-    """Raised after SIGINT/SIGTERM once a resume checkpoint has been written."""
-
-    def __init__(self, signum: int, step: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; the run was saved, "
-                         "continue it with --resume")
-        self.signum = signum
 
 
 def _build_optimizer(module, stage: Stage, cfg: TrainConfig, rt: Runtime):
@@ -150,6 +134,129 @@ class _StageClock:
         return min(1.0, max(by_steps, (time.perf_counter() - self.start) / self.seconds))
 
 
+class _Running:
+    """What one stage's batches share: the model (and its DDP wrapper), the task, the optimiser and GradScaler, the
+    stage's step bounds and clock, the run's position and the carried state (the LM's hidden state)."""
+
+    def __init__(self, module, task, stage: Stage, cfg: TrainConfig, rt: Runtime, out_dir, desc: str,
+                 pos: Position, carry, bounds: tuple[int, int], budget: float, epoch_offset: int, run_start: float,
+                 stop: dict, last_save: float, plan: list, stopper: EarlyStopping | None):
+        self.module, self.task, self.stage, self.cfg, self.rt = module, task, stage, cfg, rt
+        self.out_dir, self.desc, self.pos, self.carry = out_dir, desc, pos, carry
+        self.first, self.last = bounds
+        self.budget, self.epoch_offset, self.run_start = budget, epoch_offset, run_start
+        self.stop, self.last_save, self.time_up = stop, last_save, False
+        self.plan, self.stopper = plan, stopper
+        self.optimizer = _build_optimizer(module, stage, cfg, rt)   # first: it sets which parameters train,
+        self.net = (DistributedDataParallel(module, device_ids=[rt.device] if rt.device.type == "cuda" else None)
+                    if rt.distributed else module)                  # which DDP reads when it wraps the model
+        # fp16 needs loss scaling; disabled, the scaler's calls are plain backward() and step() (as nanoGPT does)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=rt.precision == "fp16")
+        self.clock = _StageClock(self.last - self.first, budget)
+        self.clock.pause(-pos.stage_used_s)   # a resumed stage keeps what it had used: a kill must not refill it
+
+    def done(self) -> bool:
+        return self.pos.step >= self.last or self.time_up
+
+
+def train_step(run: _Running, batch, lr: float) -> StepResult:
+    """One optimiser step on `batch` with the top group at `lr`: the task's loss under autocast, backward (scaled
+    under fp16), gradient clipping on the unscaled gradients, the step. The result's carry feeds the next batch."""
+    with run.rt.autocast():
+        result = run.task.step(run.net, batch, run.carry)
+    for g in run.optimizer.param_groups:
+        g["lr"] = lr * g["lr_scale"] * result.lr_mult
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(result.loss).backward()
+    run.scaler.unscale_(run.optimizer)
+    if run.cfg.clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.module.parameters(), run.cfg.clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return result
+
+
+def _after_step(run: _Running, progress: float) -> None:
+    """Between steps: stop on a signal (saved), the periodic resume checkpoint, `eval_every`'s validation and the
+    stage's time budget. Each is agreed by every rank, so the ranks stop and save at the same step."""
+    pos, rt = run.pos, run.rt
+    signum, due = agreed_flags(run.stop, save_due(run.cfg, pos.step, run.last_save), rt)
+    pos.stage_used_s = run.clock.used()
+    if signum:
+        save_resume(run.out_dir, rt, run.module, run.optimizer, pos, run.carry, run.plan)
+        raise Interrupted(signum, pos.step)
+    if due:                                                       # not charged to a time budget
+        save_start = time.perf_counter()
+        run.last_save = save_resume(run.out_dir, rt, run.module, run.optimizer, pos, run.carry, run.plan)
+        run.clock.pause(run.last_save - save_start)
+    if run.cfg.eval_every and pos.step % run.cfg.eval_every == 0:  # a finer validation curve
+        eval_start = time.perf_counter()
+        _log(run.out_dir, rt, {"kind": "eval", "stage": run.stage.name, "step": pos.step,
+                               "seconds": round(eval_start - run.run_start, 1), **run.task.evaluate(run.module)})
+        run.clock.pause(time.perf_counter() - eval_start)
+        run.net.train()
+    if run.budget and progress >= 1.0:                            # the stage's time budget is spent
+        run.time_up = rt.all_sum(1.0)[0] > 0 if rt.distributed else True
+    elif run.budget and rt.distributed:                           # ranks must stop at the same step
+        run.time_up = rt.all_sum(0.0)[0] > 0
+
+
+def run_epoch(run: _Running, epoch: int) -> None:
+    """Epoch `epoch` of the running stage from `run.pos.batch` on, then its validation, log line and checkpoint."""
+    pos, cfg, rt, stage = run.pos, run.cfg, run.rt, run.stage
+    global_epoch = run.epoch_offset + epoch
+    total = run.last - run.first
+    bar = tqdm(total=min(run.task.n_batches(global_epoch), run.last - pos.step + pos.batch), initial=pos.batch,
+               desc=f"{run.desc} {stage.name} ep {epoch + 1}/{stage.epochs}", disable=not rt.is_main,
+               dynamic_ncols=True, leave=True, bar_format=_BUDGET_BAR if run.budget else None)
+    run.net.train()
+    t0, sum_loss, n_seen, n_items = time.perf_counter(), 0.0, 0, 0
+    try:                                  # close the bar first, so an error or a stop message gets its own line
+        for batch in run.task.batches(global_epoch, pos.batch):
+            progress = run.clock.fraction(pos.step - run.first)
+            lr = lr_at(cfg.schedule, int(progress * total), total, cfg.lr, cfg)
+            result = train_step(run, batch, lr)
+            run.carry = result.carry
+            pos.step, pos.batch = pos.step + 1, pos.batch + 1
+            sum_loss, n_seen, n_items = sum_loss + result.metric.item(), n_seen + 1, n_items + result.items
+            if rt.is_main:
+                _show(run, bar, sum_loss / n_seen, n_items / max(time.perf_counter() - t0, 1e-9), lr)
+            _after_step(run, progress)
+            if run.done():
+                break
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    sum_loss, n_seen, n_items = rt.all_sum(sum_loss, n_seen, n_items)    # every rank's batches
+    metrics = {"kind": "epoch", "stage": stage.name, "epoch": global_epoch + 1, "step": pos.step,
+               "train_loss": sum_loss / max(n_seen, 1), "seconds": round(elapsed, 2),
+               "elapsed": round(time.perf_counter() - run.run_start, 1),
+               "items_per_s": round(n_items / max(elapsed, 1e-9), 1)}
+    metrics.update(run.task.evaluate(run.module))
+    if run.stopper is not None:                     # keeps the best weights so far (early_stopping.py)
+        run.stopper.update(metrics, run.module, rt.is_main)
+    pos.history.append(metrics)
+    _log(run.out_dir, rt, metrics)
+    if rt.is_main:
+        tqdm.write(_describe(metrics))
+    pos.epoch, pos.batch = epoch + 1, 0
+    run.carry = run.task.reset_carry(run.carry)
+    pos.stage_used_s = run.clock.used()
+    run.last_save = save_resume(run.out_dir, rt, run.module, run.optimizer, pos, run.carry, run.plan)
+
+
+def _show(run: _Running, bar, mean_loss: float, rate: float, lr: float) -> None:
+    """The progress bar's postfix and the JSONL's train line every 10 steps (rank 0)."""
+    shown = run.task.postfix(mean_loss, rate, lr)
+    if run.budget:                                                # the budget's time left, not the steps'
+        shown = {"budget left": run.clock.left(), **shown}
+    bar.set_postfix(shown, refresh=False)
+    bar.update(1)
+    if run.pos.step % 10 == 0:
+        _log(run.out_dir, run.rt, {"kind": "train", "stage": run.stage.name, "step": run.pos.step,
+                                   "loss": mean_loss, "lr": lr})
+
+
 def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt: Runtime,
         out_dir: Path | None = None, resume: bool = False, desc: str = "train",
         started: float | None = None) -> list[dict]:
@@ -158,231 +265,57 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     `started` (a time.perf_counter() reading) is when the whole stage began: a `max_minutes` budget counts from
     there, so what came before training (tokenizing, encoding) is charged to it and the stage keeps its word.
     """
-    module = model
     pos, carry, opt_state = Position(), None, None
+    plan = plan_of(stages)
     if resume and out_dir is not None:
-        pos, carry, opt_state = _load_resume(Path(out_dir), rt, module, _plan(stages))
-    first_steps = _stage_bounds(stages, task, cfg)
-    run_start = time.perf_counter()
-    budget_s = max(cfg.max_minutes * 60 - (run_start - (started or run_start)), 1.0) if cfg.max_minutes else 0.0
-    if rt.distributed and rt.all_sum(*first_steps) != [b * rt.world_size for b in first_steps]:
-        raise UlmfitError(f"the {rt.world_size} processes disagree on the number of training steps (rank {rt.rank}: "
-                          f"{first_steps[-1]}); every rank must read the same corpus and tokenizer")
-    stop = {"signum": None}
-    handlers = _install_signal_handlers(stop)
-    last_save = time.perf_counter()
+        pos, carry, opt_state = load_resume(Path(out_dir), rt, model, plan)
     stopper = (EarlyStopping(cfg.early_stopping, task.monitor, out_dir if rt.is_main else None, pos.history)
                if cfg.early_stopping else None)
-    try:
+    bounds = _stage_bounds(stages, task, cfg)
+    run_start = time.perf_counter()
+    budget_s = max(cfg.max_minutes * 60 - (run_start - (started or run_start)), 1.0) if cfg.max_minutes else 0.0
+    if rt.distributed and rt.all_sum(*bounds) != [b * rt.world_size for b in bounds]:
+        raise UlmfitError(f"the {rt.world_size} processes disagree on the number of training steps (rank {rt.rank}: "
+                          f"{bounds[-1]}); every rank must read the same corpus and tokenizer")
+    last_save = time.perf_counter()
+    with stop_signals() as stop:
         for si in range(pos.stage, len(stages)):
-            if stopper is not None and stopper.stop:
-                break
-            stage = stages[si]
-            total = first_steps[si + 1] - first_steps[si]
+            total = bounds[si + 1] - bounds[si]
             if total == 0:
                 continue
-            optimizer = _build_optimizer(module, stage, cfg, rt)
-            if opt_state is not None:
-                try:                      # a checkpoint older than its "plan" field, of another plan
-                    optimizer.load_state_dict(opt_state)
-                except (ValueError, KeyError) as e:
-                    raise UlmfitError(f"{Path(out_dir) / RESUME_FILE} does not fit this run's optimiser ({e}); "
-                                      f"{_SAME_PLAN}") from None
-                opt_state = None
-            net = (DistributedDataParallel(module, device_ids=[rt.device] if rt.device.type == "cuda" else None)
-                   if rt.distributed else module)
-            scaler = torch.amp.GradScaler("cuda") if rt.precision == "fp16" else None
+            if stopper is not None and stopper.stop:
+                break
             # the stages still to run share what is left of the budget by their steps: time a cheap stage did not
             # need (gradual unfreezing's head-only epoch runs ~3x faster per step) goes to the stages after it
-            # (a resumed run keeps what its stages had already used: a kill must not refill the budget)
             left = max(budget_s - pos.spent_s, 1.0) if budget_s else 0.0
-            budget = left * total / (first_steps[-1] - first_steps[si])
-            clock, time_up = _StageClock(total, budget), False
-            clock.pause(-pos.stage_used_s)
-            for epoch in range(pos.epoch, stage.epochs):
-                if pos.step >= first_steps[si + 1] or time_up:
+            run = _Running(model, task, stages[si], cfg, rt, out_dir, desc, pos, carry, (bounds[si], bounds[si + 1]),
+                           left * total / (bounds[-1] - bounds[si]), sum(s.epochs for s in stages[:si]), run_start,
+                           stop, last_save, plan, stopper)
+            if opt_state is not None:                             # resumed mid-stage: the optimiser it had
+                try:                      # a checkpoint older than its "plan" field, of another plan
+                    run.optimizer.load_state_dict(opt_state)
+                except (ValueError, KeyError) as e:
+                    raise UlmfitError(f"{Path(out_dir) / RESUME_FILE} does not fit this run's optimiser ({e}); "
+                                      f"{SAME_PLAN}") from None
+                opt_state = None
+            for epoch in range(pos.epoch, stages[si].epochs):
+                if run.done():
                     break
-                global_epoch = sum(s.epochs for s in stages[:si]) + epoch
-                per_epoch = task.n_batches(global_epoch)
-                bar = tqdm(total=min(per_epoch, first_steps[si + 1] - pos.step + pos.batch), initial=pos.batch,
-                           desc=f"{desc} {stage.name} ep {epoch + 1}/{stage.epochs}", disable=not rt.is_main,
-                           dynamic_ncols=True, leave=True, bar_format=_BUDGET_BAR if budget else None)
-                net.train()
-                t0, sum_loss, n_seen, n_items = time.perf_counter(), 0.0, 0, 0
-                try:                      # close the bar first, so an error or a stop message gets its own line
-                    for batch in task.batches(global_epoch, pos.batch):
-                        progress = clock.fraction(pos.step - first_steps[si])
-                        lr = lr_at(cfg.schedule, int(progress * total), total, cfg.lr, cfg)
-                        with rt.autocast():
-                            result = task.step(net, batch, carry)
-                        loss, carry = result.loss, result.carry
-                        for g in optimizer.param_groups:
-                            g["lr"] = lr * g["lr_scale"] * result.lr_mult
-                        optimizer.zero_grad(set_to_none=True)
-                        if scaler is not None:
-                            scaler.scale(loss).backward()
-                            scaler.unscale_(optimizer)
-                        else:
-                            loss.backward()
-                        if cfg.clip > 0:
-                            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.clip)
-                        if scaler is not None:
-                            scaler.step(optimizer)
-                            scaler.update()
-                        else:
-                            optimizer.step()
-                        pos.step += 1
-                        pos.batch += 1
-                        sum_loss, n_seen, n_items = sum_loss + result.metric.item(), n_seen + 1, n_items + result.items
-                        if rt.is_main:
-                            rate = n_items / max(time.perf_counter() - t0, 1e-9)
-                            shown = task.postfix(sum_loss / n_seen, rate, lr)
-                            if budget:                                # the budget's time left, not the steps'
-                                shown = {"budget left": clock.left(), **shown}
-                            bar.set_postfix(shown, refresh=False)
-                            bar.update(1)
-                            if pos.step % 10 == 0:
-                                _log(out_dir, rt, {"kind": "train", "stage": stage.name, "step": pos.step,
-                                                   "loss": sum_loss / n_seen, "lr": lr})
-                        signum, save_due = _agreed_flags(stop, _save_due(cfg, pos.step, last_save), rt)
-                        pos.stage_used_s = clock.used()
-                        if signum:
-                            _save_resume(out_dir, rt, module, optimizer, pos, carry, _plan(stages))
-                            raise Interrupted(signum, pos.step)
-                        if save_due:                                  # not charged to a time budget
-                            save_start = time.perf_counter()
-                            last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry, _plan(stages))
-                            clock.pause(last_save - save_start)
-                        if cfg.eval_every and pos.step % cfg.eval_every == 0:    # a finer validation curve
-                            eval_start = time.perf_counter()
-                            _log(out_dir, rt, {"kind": "eval", "stage": stage.name, "step": pos.step,
-                                               "seconds": round(eval_start - run_start, 1),
-                                               **task.evaluate(module)})
-                            clock.pause(time.perf_counter() - eval_start)
-                            net.train()
-                        if budget and progress >= 1.0:                # the stage's time budget is spent
-                            time_up = rt.all_sum(1.0)[0] > 0 if rt.distributed else True
-                        elif budget and rt.distributed:               # ranks must stop at the same step
-                            time_up = rt.all_sum(0.0)[0] > 0
-                        if pos.step >= first_steps[si + 1] or time_up:
-                            break
-                finally:
-                    bar.close()
-                elapsed = time.perf_counter() - t0
-                sum_loss, n_seen, n_items = rt.all_sum(sum_loss, n_seen, n_items)    # every rank's batches
-                metrics = {"kind": "epoch", "stage": stage.name, "epoch": global_epoch + 1, "step": pos.step,
-                           "train_loss": sum_loss / max(n_seen, 1), "seconds": round(elapsed, 2),
-                           "elapsed": round(time.perf_counter() - run_start, 1),
-                           "items_per_s": round(n_items / max(elapsed, 1e-9), 1)}
-                metrics.update(task.evaluate(module))
-                if stopper is not None:
-                    stopper.update(metrics, module, rt.is_main)
-                pos.history.append(metrics)
-                _log(out_dir, rt, metrics)
-                if rt.is_main:
-                    tqdm.write(_describe(metrics))
-                pos.epoch, pos.batch = epoch + 1, 0
-                carry = task.reset_carry(carry)
-                pos.stage_used_s = clock.used()
-                last_save = _save_resume(out_dir, rt, module, optimizer, pos, carry, _plan(stages))
+                run_epoch(run, epoch)
                 if stopper is not None and stopper.stop:
                     if rt.is_main:
                         tqdm.write(f"early stopping: {stopper.bad_epochs} epoch(s) without a better validation "
                                    f"score; keeping epoch {stopper.best_epoch}")
                     break
-            pos.spent_s, pos.stage_used_s = pos.spent_s + clock.used(), 0.0
+            carry, last_save = run.carry, run.last_save
+            pos.spent_s, pos.stage_used_s = pos.spent_s + run.clock.used(), 0.0
             pos.stage, pos.epoch, pos.batch = si + 1, 0, 0
-    finally:
-        _restore_signal_handlers(handlers)
     if stopper is not None:                    # the run ends with its best epoch's weights, not its last
-        best = stopper.restore(module)
+        best = stopper.restore(model)
         if pos.history and best is not None:
             pos.history[-1]["restored_epoch"] = best
         stopper.cleanup()
     return pos.history
-
-
-def _save_due(cfg: TrainConfig, step: int, last_save: float) -> bool:
-    """A resume checkpoint every `save_every` steps, and at least every `save_minutes` of wall time: steps alone
-    would leave a slow CPU (500 `paper` steps are tens of minutes there) losing that much work to a SIGKILL."""
-    by_steps = bool(cfg.save_every) and step % cfg.save_every == 0
-    by_time = cfg.save_minutes > 0 and time.perf_counter() - last_save >= cfg.save_minutes * 60
-    return by_steps or by_time
-
-
-def _agreed_flags(stop: dict, save_due: bool, rt: Runtime) -> tuple[int, bool]:
-    """(the signal to stop on, whether to checkpoint now), agreed by every rank in one all-reduce: a signal may
-    reach one rank a step before another, and each rank's clock decides `save_due` on its own."""
-    signum = stop["signum"] or 0
-    if rt.distributed:                    # max over ranks via a sum of one-hot flags: any rank decides for all
-        got_int, got_term, due = rt.all_sum(float(signum == signal.SIGINT), float(signum == signal.SIGTERM),
-                                            float(save_due))
-        signum = signal.SIGINT if got_int else signal.SIGTERM if got_term else 0
-        save_due = due > 0
-    return int(signum), save_due
-
-
-_SAME_PLAN = ("resume with the --strategy, --epochs and --set options of the interrupted run, or pass --force to "
-              "start afresh")
-
-
-def _plan(stages: list[Stage]) -> list:
-    """What a resume checkpoint must agree on: the stages, their epochs and trainable groups."""
-    return [[s.name, s.epochs, list(s.trainable)] for s in stages]
-
-
-def _save_resume(out_dir, rt: Runtime, module, optimizer, pos: Position, carry, plan=None) -> float:
-    """Write resume.pt (rank 0) and return the clock reading after it. Every rank must call it: the per-rank
-    carries and RNG states are gathered."""
-    if out_dir is None:
-        return time.perf_counter()
-    ranks = rt.gather({"carry": _to_device(carry, "cpu"), "rng": rng_state()})   # each rank's own stream state
-    if rt.is_main:
-        save_tensors(Path(out_dir) / RESUME_FILE, {
-            "model": module.state_dict(), "optimizer": optimizer.state_dict(), "ranks": ranks, "plan": plan,
-            "position": {"stage": pos.stage, "epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
-                         "history": pos.history, "world_size": rt.world_size, "spent_s": pos.spent_s,
-                         "stage_used_s": pos.stage_used_s}})
-    rt.barrier()            # every rank waits out rank 0's write, so all pause their budget clocks by the same time
-    return time.perf_counter()
-
-
-def _load_resume(out_dir: Path, rt: Runtime, module, plan=None):
-    """(position, this rank's carry, optimiser state) from out_dir/resume.pt; a fresh start when there is none."""
-    path = out_dir / RESUME_FILE
-    seen = rt.all_sum(float(path.is_file()))[0]
-    if seen == 0:
-        return Position(), None, None
-    if seen != rt.world_size:             # multi-node without a shared --out: ranks would start at different steps
-        raise UlmfitError(f"{path} is visible to {int(seen)} of {rt.world_size} processes; --out must be on a "
-                          "filesystem every node shares")
-    saved = load_tensors(path)
-    if not isinstance(saved, dict) or not {"model", "optimizer", "position", "ranks"} <= set(saved):
-        raise UlmfitError(f"{path} is not a ulmfit resume checkpoint")
-    if saved.get("plan") is not None and plan is not None and saved["plan"] != plan:
-        raise UlmfitError(f"{path} was written by a run with another training plan (stages "
-                          f"{', '.join(str(s[0]) for s in saved['plan'])}, not {', '.join(s[0] for s in plan)}); "
-                          f"{_SAME_PLAN}")
-    position = dict(saved["position"])
-    written_by = position.pop("world_size", 1)
-    if written_by != rt.world_size:
-        raise UlmfitError(f"{path} was written by a run on {written_by} process(es); resume it on {written_by}, "
-                          f"not {rt.world_size} (each process owns a slice of the data streams)")
-    load_state_checked(module, saved["model"], path)
-    if rt.is_main:
-        tqdm.write(f"[resume] resuming {out_dir} from step {position['step']}")
-    mine = saved["ranks"][rt.rank]
-    set_rng_state(mine["rng"])
-    return Position(**position), _to_device(mine["carry"], rt.device), saved["optimizer"]
-
-
-def _to_device(obj, device):
-    """Tensors nested in tuples/lists (the LM's hidden state) moved to `device`."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(o, device) for o in obj)
-    return obj
 
 
 def _log(out_dir, rt: Runtime, record: dict) -> None:
@@ -395,17 +328,3 @@ def _log(out_dir, rt: Runtime, record: dict) -> None:
 def _describe(metrics: dict) -> str:
     shown = {k: v for k, v in metrics.items() if k not in ("kind",)}
     return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
-
-
-def _install_signal_handlers(stop: dict):
-    def handler(signum, frame):
-        stop["signum"] = signum
-    try:
-        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:                    # not in the main thread (e.g. a notebook worker): no handlers
-        return {}
-
-
-def _restore_signal_handlers(previous: dict) -> None:
-    for s, h in previous.items():
-        signal.signal(s, h)

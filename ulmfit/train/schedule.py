@@ -1,4 +1,5 @@
-r"""Step 7 of 10 (what to train, and how fast): LR schedules, discriminative LRs and unfreezing (ULMFiT §3.2-3.3).
+r"""train/ layer, first file (what to train, and how fast): LR schedules, discriminative LRs and unfreezing (ULMFiT
+§3.2-3.3).
 
 Every schedule is a pure function of the step, so a resumed run only needs the step number:
 
@@ -27,10 +28,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import STRATEGIES, TrainConfig
 from ..errors import UlmfitError
-
-STRATEGIES = ("gradual", "full", "frozen", "chain-thaw")
 
 
 def slanted_triangular_lr(step: int, total_steps: int, lr_max: float,

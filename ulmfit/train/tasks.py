@@ -1,6 +1,6 @@
-"""What one training step means for each kind of model: the language model and the classifier.
+"""train/ layer, after `schedule`: what one training step means for the language model and for the classifier.
 
-`train.fit` drives either task the same way: `batches(epoch, start)` to iterate, `step(net, batch, carry)` for the
+`loop.fit` drives either task the same way: `batches(epoch, start)` to iterate, `step(net, batch, carry)` for the
 loss, `evaluate(model)` at the end of each epoch.
 
 - LMTask: next-token cross-entropy (in fp32, whatever the autocast dtype) plus AR and TAR (AWD-LSTM §4.6); the
@@ -16,18 +16,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model.awd_lstm import detach_hidden
 from ..config import TrainConfig
-from .evaluate import evaluate_lm, predict_proba
+from ..model.awd_lstm import detach_hidden
 from ..model.regularizers import activation_penalty, temporal_penalty
 from ..runtime import Runtime
+from .evaluate import evaluate_lm, predict_proba
 from .loop import StepResult
 
 
-class LMTask:
-    def __init__(self, train_batches, valid_batches, cfg: TrainConfig, rt: Runtime, n_valid_words: int | None = None):
-        self.train, self.valid, self.cfg, self.rt = train_batches, valid_batches, cfg, rt
-        self.n_valid_words = n_valid_words
+class _EpochBatches:
+    """The part both tasks share: an epoch's training batches from `self.train` (LMBatches or
+    ClassificationBatches, each reshuffled per epoch by its seed), from batch `start` on when resuming."""
+    train = None
 
     def n_batches(self, epoch: int) -> int:
         self.train.set_epoch(epoch)
@@ -35,6 +35,12 @@ class LMTask:
 
     def batches(self, epoch: int, start: int):
         return self.train.iter_epoch(epoch, start)
+
+
+class LMTask(_EpochBatches):
+    def __init__(self, train_batches, valid_batches, cfg: TrainConfig, rt: Runtime, n_valid_words: int | None = None):
+        self.train, self.valid, self.cfg, self.rt = train_batches, valid_batches, cfg, rt
+        self.n_valid_words = n_valid_words
 
     def step(self, net, batch, carry) -> StepResult:
         x, y = batch[0].to(self.rt.device), batch[1].to(self.rt.device)
@@ -65,7 +71,7 @@ class LMTask:
         return evaluate_lm(model, self.valid, self.rt, self.n_valid_words)
 
 
-class ClassifierTask:
+class ClassifierTask(_EpochBatches):
     def __init__(self, train_batches, valid_batches, valid_labels: np.ndarray | None, cfg: TrainConfig, rt: Runtime,
                  class_weights: torch.Tensor | None = None):
         self.train, self.valid, self.valid_labels = train_batches, valid_batches, valid_labels
@@ -73,13 +79,6 @@ class ClassifierTask:
         self.class_weights = None if class_weights is None else class_weights.to(rt.device)
         # a CPU copy for the validation loss, which is computed on CPU probabilities (see `loss`)
         self._cpu_class_weights = None if class_weights is None else class_weights.cpu()
-
-    def n_batches(self, epoch: int) -> int:
-        self.train.set_epoch(epoch)
-        return len(self.train)
-
-    def batches(self, epoch: int, start: int):
-        return self.train.iter_epoch(epoch, start)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # the weights live on rt.device for training, but the validation loss comes from CPU probabilities:
