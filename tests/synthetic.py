@@ -15,3 +15,13 @@ def labelled_topics(n: int, seed: int) -> tuple[list[str], list[str]]:
     texts = [" ".join(rng.choice(TOPICS[y] if rng.random() < 0.5 else COMMON) for _ in range(rng.randint(5, 12)))
              .capitalize() + "." for y in labels]
     return texts, labels
+
+
+def pretrain_tiny(root, seed: int = 5):
+    """A tiny pretrained LM on synthetic topic sentences in `root`/pre (seconds), via the CLI."""
+    from ulmfit.cli import main
+    texts, _ = labelled_topics(600, seed=seed)
+    (root / "corpus.txt").write_text("\n".join(texts))
+    assert main(["pretrain", "--train", str(root / "corpus.txt"), "--out", str(root / "pre"), "--preset", "tiny",
+                 "--max-steps", "8", "--set", "tokenizer.vocab_size=60", "--set", "batch_size=8"]) == 0
+    return root / "pre"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from synthetic import labelled_topics
+from synthetic import labelled_topics, pretrain_tiny
 from ulmfit.cli import main
 from ulmfit.data.dataspec import DataSpec
 from ulmfit.fit import fit
@@ -13,13 +13,7 @@ from ulmfit.train import recipe
 
 @pytest.fixture(scope="module")
 def pre(tmp_path_factory):
-    """A tiny pretrained LM on synthetic topic sentences (seconds)."""
-    root = tmp_path_factory.mktemp("fit")
-    texts, _ = labelled_topics(600, seed=5)
-    (root / "corpus.txt").write_text("\n".join(texts))
-    assert main(["pretrain", "--train", str(root / "corpus.txt"), "--out", str(root / "pre"), "--preset", "tiny",
-                 "--max-steps", "8", "--set", "tokenizer.vocab_size=60", "--set", "batch_size=8"]) == 0
-    return root / "pre"
+    return pretrain_tiny(tmp_path_factory.mktemp("fit"))
 
 
 def _csv(path, n, seed):
@@ -77,23 +71,23 @@ class TestFitErrors:
         err = capsys.readouterr().err.strip()
         assert code == 2 and "too small" in err and "minutes" in err and not out.exists()
 
+    def _refused(self, pre, tmp_path, capsys, *extra):
+        out = tmp_path / "run"
+        code = main(["fit", "--train", str(_csv(tmp_path / "t.csv", 40, 1)), "--pretrained", str(pre),
+                     "--out", str(out), *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and not out.exists()
+        return err
+
     def test_valid_labels_the_training_file_lacks(self, pre, tmp_path, capsys):
         valid = tmp_path / "v.csv"
         valid.write_text("text,label\nA goal in the match.,sport\nAn odd one.,weather\n")
-        out = tmp_path / "run"
-        code = main(["fit", "--train", str(_csv(tmp_path / "t.csv", 40, 1)), "--valid", str(valid),
-                     "--pretrained", str(pre), "--out", str(out)])
-        err = capsys.readouterr().err.strip()
-        assert code == 2 and "weather" in err and not out.exists()
+        assert "weather" in self._refused(pre, tmp_path, capsys, "--valid", str(valid))
 
     def test_empty_unlabelled_file(self, pre, tmp_path, capsys):
         empty = tmp_path / "more.txt"
         empty.write_text("\n\n")
-        out = tmp_path / "run"
-        code = main(["fit", "--train", str(_csv(tmp_path / "t.csv", 40, 1)), "--unlabelled", str(empty),
-                     "--pretrained", str(pre), "--out", str(out)])
-        err = capsys.readouterr().err.strip()
-        assert code == 2 and "holds no text" in err and not out.exists()
+        assert "holds no text" in self._refused(pre, tmp_path, capsys, "--unlabelled", str(empty))
 
 
 class TestRecipe:

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from synthetic import labelled_topics
+from synthetic import labelled_topics, pretrain_tiny
 from ulmfit.cli import main
 from ulmfit.data.download import sha256_file
 from ulmfit.pretrained import model_zoo as Z
@@ -13,12 +13,7 @@ from ulmfit.predict import LanguageModel
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shipped")
-    texts, _ = labelled_topics(400, seed=7)
-    (root / "corpus.txt").write_text("\n".join(texts))
-    assert main(["pretrain", "--train", str(root / "corpus.txt"), "--out", str(root / "pre"), "--preset", "tiny",
-                 "--max-steps", "5", "--set", "tokenizer.vocab_size=60", "--set", "batch_size=8"]) == 0
-    return root / "pre"
+    return pretrain_tiny(tmp_path_factory.mktemp("shipped"), seed=7)
 
 
 @pytest.fixture
