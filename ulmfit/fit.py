@@ -37,7 +37,7 @@ from .pretrained.model_zoo import resolve_pretrained
 from .runtime import setup_runtime
 from .train import recipe
 
-DEFAULT_PRETRAINED = "ulmfit-wiki-fwd"
+DEFAULT_PRETRAINED = {False: "ulmfit-wiki-fwd", True: "ulmfit-wiki-bwd"}      # by --backwards
 DEFAULT_MINUTES = 15.0
 FIT_FILE = "fit.json"
 LM_DIR = "lm"
@@ -51,7 +51,7 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     deadline = started + minutes * 60
     out_dir = Path(out_dir)
     _check_out(out_dir, force)
-    pretrained_dir = resolve_pretrained(pretrained or (DEFAULT_PRETRAINED + ("-bwd" if backwards else "")))
+    pretrained_dir = resolve_pretrained(pretrained or DEFAULT_PRETRAINED[backwards])
     _meta, lm_config, _state, tokenizer = ckpt.load_run(pretrained_dir, stages=("pretrain", "finetune"))
     if lm_config.train.backwards != backwards:
         raise UlmfitError(f"{pretrained_dir} reads {'backward' if lm_config.train.backwards else 'forward'}; "
@@ -90,7 +90,7 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     result = classify(cls_cfg, out_dir / LM_DIR, spec, out_dir, force=True, rt=rt)
     summary = {"minutes_budget": minutes, "minutes_total": round((time.perf_counter() - started) / 60, 2),
                "lm_minutes": round(lm_seconds / 60, 2), "classifier_minutes": round((time.perf_counter() - t0) / 60, 2),
-               "pretrained": str(pretrained or DEFAULT_PRETRAINED), "plan": plan.__dict__,
+               "pretrained": str(pretrained or DEFAULT_PRETRAINED[backwards]), "plan": plan.__dict__,
                "stats": stats.__dict__, "speeds": speeds.__dict__, "lm": {k: v for k, v in lm_result.items()
                                                                            if not isinstance(v, (list, dict))},
                "n_unlabelled": len(extra)}
