@@ -112,3 +112,27 @@ class TestRecipe:
         plan = recipe.plan(stats, recipe.Speeds(2000, 2000), seconds=300)
         total = plan.lm_minutes + plan.cls_minutes
         assert total <= 5 and recipe.LM_SHARE_RANGE[0] <= plan.lm_minutes / total <= recipe.LM_SHARE_RANGE[1]
+
+
+class TestReadTokens:
+    def test_long_texts_are_read_to_what_the_budget_affords(self):
+        """20 Newsgroups-like texts (734 tokens) in 15 minutes: the classifier reads a prefix, and gets its
+        CLS_MIN_EPOCHS epochs; short texts are read whole."""
+        long = recipe.plan(recipe.DataStats(1800, 20, 734, 1_450_000), recipe.Speeds(2000, 3200), 900, n_valid=200)
+        assert recipe.READ_TOKENS_MIN <= long.read_tokens < 734 and long.cls_epochs >= recipe.CLS_MIN_EPOCHS
+        assert f"head.read_tokens={long.read_tokens}" in long.classify
+        short = recipe.plan(recipe.DataStats(1800, 2, 31, 62_000), recipe.Speeds(2000, 3200), 300, n_valid=200)
+        assert short.read_tokens == 0
+
+    def test_the_classifier_reads_only_the_prefix(self, tiny_config):
+        """With read_tokens=N, a long text's logits are those of its first N tokens, and a short text's unchanged."""
+        import torch
+        from ulmfit.model.classifier import TextClassifier
+        torch.manual_seed(0)
+        model = TextClassifier(tiny_config, 2, bptt=5, read_tokens=12).eval()
+        tokens = torch.randint(4, 50, (1, 30))
+        full, prefix = torch.ones(1, 30, dtype=torch.bool), torch.ones(1, 12, dtype=torch.bool)
+        with torch.no_grad():
+            assert torch.allclose(model(tokens, full), model(tokens[:, :12], prefix))
+            model.read_tokens = 0
+            assert not torch.allclose(model(tokens, full), model(tokens[:, :12], prefix))

@@ -24,9 +24,10 @@ def _old_config() -> dict:
 def test_the_heads_fields_move_from_train_to_head():
     """The old "train" section's max_len and head sizes land in HeadConfig; nothing is lost or invented."""
     old, config = _old_config(), StageConfig.from_dict(_old_config())
-    assert config.head == HeadConfig(max_len=200, head_hidden=4, head_dropout=0.1, head_dropout_final=0.1)
+    assert config.head == HeadConfig(max_len=200, head_hidden=4, head_dropout=0.1, head_dropout_final=0.1,
+                                     read_tokens=0)
     new = config.to_dict()
-    added = {"early_stopping": 0}          # fields newer than the fixture come in at their defaults
+    added = {"early_stopping": 0, "read_tokens": 0}          # fields newer than the fixture come in at their defaults
     assert {**new["train"], **new["head"]} == {**old["train"], **added}
     assert new["model"] == old["model"] and new["tokenizer"] == {**old["tokenizer"], "fastai_rules": "fastai_v2"}
 

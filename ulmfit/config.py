@@ -137,6 +137,9 @@ class HeadConfig:
     head_hidden: int = 50
     head_dropout: float = 0.1            # dropout before the hidden linear layer (fastai ps[0])
     head_dropout_final: float = 0.1      # dropout before the output layer
+    read_tokens: int = 0                 # >0: the classifier reads each text's first N tokens only (in its reading
+    #                                      order), in training and prediction alike: `ulmfit fit` sets it when long
+    #                                      texts would leave its budget too few epochs; 0: the whole text
 
 
 @dataclass
@@ -349,6 +352,8 @@ def validate(config: StageConfig) -> None:
     for name in ("max_len", "head_hidden"):
         if not getattr(h, name) > 0:
             raise UlmfitError(f"head.{name} must be > 0, got {getattr(h, name)}")
+    if h.read_tokens < 0:
+        raise UlmfitError(f"head.read_tokens must be >= 0 (0: the whole text), got {h.read_tokens}")
     for name in ("clip", "ar_alpha", "tar_beta", "threads"):
         if getattr(t, name) < 0:
             raise UlmfitError(f"train.{name} must be >= 0, got {getattr(t, name)}")

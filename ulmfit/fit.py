@@ -74,7 +74,8 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
         raise UlmfitError(f"--minutes {minutes:g} is too small for this data on this machine: one step of each "
                           f"stage, the validation passes and the report need about {math.ceil(need / 60 * 10) / 10:g} "
                           f"minutes (measured {speeds.lm_tokens_per_s:.0f} LM tokens/s)")
-    plan = recipe.plan(stats, speeds, left)
+    n_valid = len(splits["valid"][0])
+    plan = recipe.plan(stats, speeds, left, n_valid)
     print("[fit] " + "\n[fit] ".join(plan.why), flush=True)
     common = [f"seed={seed}", f"backwards={str(backwards).lower()}", f"precision={precision}",
               f"threads={threads}"]
@@ -83,7 +84,8 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     lm_result = finetune(ft_cfg, pretrained_dir, DataSpec.from_texts(lm_texts), out_dir / LM_DIR, force=True, rt=rt)
     lm_seconds = time.perf_counter() - t0
     left = deadline - time.perf_counter()
-    cls_minutes = max(left * (1 - recipe.RESERVE_FRACTION) - recipe.RESERVE_SECONDS, 6.0) / 60
+    reserve = recipe.reserve_seconds(stats, speeds, n_valid + len(splits.get("test", ((),))[0]), plan.read_tokens)
+    cls_minutes = max(left * (1 - recipe.RESERVE_FRACTION) - reserve, 6.0) / 60
     cls_cfg = apply_overrides(preset("small", "classify"), plan.classify + common + [f"max_minutes={cls_minutes:.3f}"])
     t0 = time.perf_counter()
     spec = DataSpec.from_texts(splits["train"], splits["valid"], splits.get("test"))

@@ -141,6 +141,9 @@ def attributions(model, text: str, target: str | int | None = None, steps: int =
         raise UlmfitError("empty text: nothing to explain")
     ids = tokenizer.encode_document(str(text))
     backwards = model.stage_config.train.backwards
+    read = int(getattr(model, "read_tokens", 0) or 0)
+    if read and len(ids) > read:          # the classifier reads only its first `read` tokens: explain those
+        ids = ids[-read:] if backwards else ids[:read]
     result = integrated_gradients(model, torch.tensor(ids[::-1] if backwards else ids), _class_index(target, names),
                                   steps)
     scores = result.scores.flip(0) if backwards else result.scores          # back to reading order

@@ -59,9 +59,13 @@ class ScriptableClassifier(nn.Module):
             for rnn in model.encoder.rnns)
         self.head = copy.deepcopy(model.head)
         self.bptt, self.max_len = int(model.bptt), int(model.max_len)
+        self.read_tokens = int(getattr(model, "read_tokens", 0))
         self.eval()
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.read_tokens > 0 and tokens.shape[1] > self.read_tokens:   # as TextClassifier.forward
+            tokens = tokens[:, :self.read_tokens]
+            lengths = lengths.clamp(max=self.read_tokens)
         B, T = tokens.shape
         positions = torch.arange(T, device=tokens.device).unsqueeze(0).expand(B, T)      # (B, T)
         window_start = (lengths - self.max_len).clamp(min=0).unsqueeze(1)                # (B, 1)

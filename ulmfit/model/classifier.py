@@ -137,12 +137,13 @@ class TextClassifier(nn.Module):
     """
 
     def __init__(self, model_config: ModelConfig, n_classes: int, bptt: int = 70, max_len: int = 1400,
-                 head_hidden: int | Sequence[int] = 50, head_dropouts: Sequence[float] = (0.1, 0.1)):
+                 head_hidden: int | Sequence[int] = 50, head_dropouts: Sequence[float] = (0.1, 0.1),
+                 read_tokens: int = 0):
         super().__init__()
         if n_classes < 2:
             raise UlmfitError(f"a classifier needs at least 2 classes, got {n_classes}")
         self.config = model_config
-        self.n_classes, self.bptt, self.max_len = n_classes, bptt, max_len
+        self.n_classes, self.bptt, self.max_len, self.read_tokens = n_classes, bptt, max_len, read_tokens
         self.encoder = AWDLSTMEncoder(model_config)
         self.head = PoolingHead(3 * model_config.emb_size, n_classes, head_hidden, head_dropouts)
 
@@ -152,10 +153,12 @@ class TextClassifier(nn.Module):
         """Build from the model config, the classify stage's HeadConfig (max_len, head sizes) and its bptt."""
         h = head or HeadConfig()
         return cls(model_config, n_classes, bptt=bptt, max_len=h.max_len, head_hidden=h.head_hidden,
-                   head_dropouts=(h.head_dropout, h.head_dropout_final))
+                   head_dropouts=(h.head_dropout, h.head_dropout_final), read_tokens=h.read_tokens)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) in fp32 for right-padded tokens (B, T) with mask (B, T) True at real tokens."""
+        if self.read_tokens and tokens.shape[1] > self.read_tokens:     # right-padded: the first N real tokens
+            tokens, mask = tokens[:, :self.read_tokens], mask[:, :self.read_tokens]
         outputs, mask_kept = encode_in_chunks(self.encoder, tokens, mask, self.bptt, self.max_len)
         pooled = masked_concat_pool(outputs, mask_kept)                  # (B, 3E)
         # BatchNorm statistics in fp32; under autocast the Linear layers still run in bf16
