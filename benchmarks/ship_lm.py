@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ulmfit import checkpoint as ckpt
@@ -41,8 +42,11 @@ def ship(run_dir: Path, name: str, command: str, wall_minutes: float, cpu: str, 
     steps = last.get("step", 0)
     cfg = config.train
     tokens = steps * cfg.batch_size * cfg.bptt
+    ids = run_dir / "data" / "train.ids.npy"
+    corpus_tokens = f"{len(np.load(ids, mmap_mode='r')):,}" if ids.is_file() else "the"
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    provenance = {"name": name, "command": command, "commit": commit, "corpus": meta.get("corpus"),
+    provenance = {"name": name, "command": command, "corpus_tokens": corpus_tokens, "commit": commit,
+                  "corpus": meta.get("corpus"),
                   "hardware": cpu, "wall_minutes": wall_minutes, "steps": steps, "tokens_seen": tokens,
                   "valid_ppl_token": last.get("valid_ppl"), "valid_ppl_word": last.get("valid_ppl_word"),
                   "precision": cfg.precision, "shipped": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
@@ -64,7 +68,7 @@ An AWD-LSTM language model pretrained by ulmfit itself (ULMFiT §3.1), shipped s
 - Hardware: {cpu}; precision {cfg.precision}; wall time {wall_minutes:g} minutes (tokenizer training and encoding
   included).
 - Training: {steps:,} optimiser steps of {cfg.batch_size} x {cfg.bptt} tokens = {tokens:,} tokens seen (of
-  {meta.get('history', [{}])[0].get('train_tokens', 'the')} in the corpus); STLR peak LR {cfg.lr:g}, dropout scale
+  {corpus_tokens} in the corpus); STLR peak LR {cfg.lr:g}, dropout scale
   {m.dropout_scale:g}, AdamW ({cfg.adam_beta1}, {cfg.adam_beta2}), weight decay {cfg.weight_decay}.
 - Validation (the 105 held-out articles): perplexity {last.get('valid_ppl', float('nan')):.2f} per token,
   {last.get('valid_ppl_word', float('nan')):.1f} per word.
