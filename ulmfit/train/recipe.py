@@ -128,8 +128,8 @@ def plan(stats: DataStats, speeds: Speeds, seconds: float, n_valid: int = 0) -> 
         read_tokens = int(max(READ_TOKENS_MIN, affordable))
         if read_tokens < min(stats.mean_tokens, 1400):
             cls_epoch_s = stats.n_train * read_tokens / speeds.cls_tokens_per_s
-            why.append(f"long texts: the classifier reads each text's first {read_tokens} tokens, so that "
-                       f"{CLS_MIN_EPOCHS} epochs fit its budget")
+            why.append(f"long texts: the classifier reads each text's first {read_tokens} tokens (what "
+                       f"{CLS_MIN_EPOCHS} epochs in its budget can read, at least {READ_TOKENS_MIN})")
         else:
             read_tokens = 0
     cls_epochs = max(1, min(cls_max, int(cls_s // max(cls_epoch_s, 1e-9)) or 1))
