@@ -121,7 +121,8 @@ def plan(stats: DataStats, speeds: Speeds, seconds: float, n_valid: int = 0) -> 
         lm_s, cls_s = usable * share, usable * (1 - share)
         why.append(f"the budget holds {usable / (want_lm + want_cls):.0%} of the wanted epochs: LM gets "
                    f"{share:.0%} of it")
-    lm_epochs = max(1, min(LM_MAX_EPOCHS, int(lm_s // max(lm_epoch_s, 1e-9)) or 1))
+    # rounded up: the stage's minutes cut the last epoch (its STLR follows the clock), so no minute goes unused
+    lm_epochs = max(1, min(LM_MAX_EPOCHS, math.ceil(lm_s / max(lm_epoch_s, 1e-9))))
     read_tokens = 0
     if cls_s < CLS_MIN_EPOCHS * cls_epoch_s:     # long texts: read what CLS_MIN_EPOCHS epochs can afford
         affordable = cls_s * speeds.cls_tokens_per_s / (CLS_MIN_EPOCHS * stats.n_train)
@@ -132,7 +133,7 @@ def plan(stats: DataStats, speeds: Speeds, seconds: float, n_valid: int = 0) -> 
                        f"{CLS_MIN_EPOCHS} epochs in its budget can read, at least {READ_TOKENS_MIN})")
         else:
             read_tokens = 0
-    cls_epochs = max(1, min(cls_max, int(cls_s // max(cls_epoch_s, 1e-9)) or 1))
+    cls_epochs = max(1, min(cls_max, math.ceil(cls_s / max(cls_epoch_s, 1e-9))))
     lm_batch, cls_batch = lm_batch_size(stats, bptt), cls_batch_size(stats.n_train)
     finetune = [f"epochs={lm_epochs}", "freeze_first_epoch=false", "lr=3.2e-2" if bptt == 35 else "lr=1.6e-2",
                 f"bptt={bptt}", f"batch_size={lm_batch}", f"early_stopping={LM_PATIENCE}",
