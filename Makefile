@@ -3,7 +3,9 @@
 #   make classify DATASET=imdb PRESET=small      make pretrain CORPUS=wikitext103 PRESET=paper (GPU)
 #   make classify PRETRAINED=wt103 PRESET=paper BACKWARDS=1 DATASET=imdb   (fastai's recipe from fastai's LM)
 PY        ?= python
-# The CPU wheel on this project's machines; elsewhere e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+# Installed only when torch is missing. The CPU wheel on this project's machines (a local wheel); from PyPI on Linux
+# the same spec is the multi-GB CUDA build: on a CPU-only machine elsewhere pass
+# TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu" (or install torch first).
 TORCH_SPEC ?= torch==2.13.0
 PRESET    ?= small
 CORPUS    ?= wikitext2
@@ -17,7 +19,7 @@ CLASSIFY_ARGS ?=
 ULMFIT     = $(PY) -m ulmfit
 
 # PRETRAINED=wt103: start from fastai's published WikiText-103 LM (ULMFiT §3.1), downloaded once into the cache
-# and imported by `ulmfit lm download` (needs `pip install 'ulmfit[fastai]'`); the paper-size model wants PRESET=paper
+# and imported by `ulmfit lm download` (needs spaCy: `pip install -e '.[fastai]'`); the paper-size model wants PRESET=paper
 # (on a CPU add ARGS="--precision fp32"). PRETRAINED=DIR: any pretrain run dir, e.g. one `ulmfit lm import` wrote
 # (DIR-bwd for BACKWARDS=1).
 # Without PRETRAINED, stage 2 starts from the LM that ships with ulmfit (ulmfit-wiki-fwd: 65M words of Wikipedia,
@@ -46,7 +48,7 @@ FT  = $(RUNS)/finetune-$(DATASET)-$(TAG)
 CLS = $(RUNS)/classify-$(DATASET)-$(TAG)
 CLS_DIRS = $(CLS)$(if $(filter 1,$(BACKWARDS)), $(CLS)-bwd,)
 
-.PHONY: help install install-fastai test test-all smoke demo pretrain finetune classify fit evaluate bench gpu-check notebooks notebooks-publish clean
+.PHONY: help install deps install-fastai test test-all smoke demo pretrain finetune classify fit evaluate bench gpu-check notebooks notebooks-publish clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +57,15 @@ help:  ## list the targets
 install:  ## install ulmfit with the dev extras (installs TORCH_SPEC first when torch is missing)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH_SPEC)
 	$(PY) -m pip install -e ".[dev]"
+
+# What `make demo` and `make test` need: this clone's ulmfit installed, and its requirements and dev extras. When
+# any is missing (a fresh venv), they run `make install` first. The check imports nothing (find_spec under -I, so
+# the current directory does not count as an install): it costs a few hundredths of a second.
+NEEDS = torch numpy sentencepiece tqdm sklearn matplotlib pytest hypothesis nbclient nbformat ipykernel
+deps:
+	@$(PY) -I -c "import importlib.util as u, pathlib, sys; s = u.find_spec('ulmfit'); \
+	sys.exit(not (s and s.origin and pathlib.Path(s.origin).resolve().parents[1] == pathlib.Path.cwd().resolve() \
+	and all(map(u.find_spec, sys.argv[1:]))))" $(NEEDS) 2>/dev/null || $(MAKE) --no-print-directory install PY="$(PY)"
 
 # fastai itself, for the equivalence tests and benchmarks (tests/test_fastai_*.py skip without it). Its text path
 # never imports torchvision, which would pull another torch build: so --no-deps, then its other requirements.
@@ -65,7 +76,7 @@ install-fastai:  ## install fastai 2.8.12 without torchvision (for the equivalen
 	$(PY) -m pip install --no-deps fastai==2.8.12
 	$(PY) -m pip install $(FASTAI_REQS)
 
-test:  ## the fast test suite
+test: deps  ## the fast test suite (runs `make install` first when something is missing)
 	$(PY) -m pytest
 
 test-all:  ## every test, the slow ones too
@@ -74,7 +85,7 @@ test-all:  ## every test, the slow ones too
 smoke:  ## a tiny three-stage run (seconds)
 	$(MAKE) classify PRESET=tiny PRETRAINED=pretrain RUNS=runs/smoke ARGS="--max-steps 20"
 
-demo:  ## the whole pipeline on WikiText-2 + clickbait within 14 minutes of wall time on any CPU, with a report
+demo: deps  ## the whole pipeline on WikiText-2 + clickbait within 14 minutes of wall time, with a report
 	$(PY) -m ulmfit.apps.demo --runs $(RUNS)/demo $(ARGS)
 
 pretrain: $(PRETRAIN_DIR)/model.pt  ## stage 1: pretrain the LM (CORPUS, PRESET)
