@@ -132,12 +132,32 @@ class TestTamperedRunDirs:
         (lambda m: {**m, "config": {**m["config"], "model": {**m["config"]["model"], "emb_size": 0}}},
          "model.emb_size must be > 0"),
         (lambda m: {**m, "labels": "pos,neg"}, '"labels" must be a list of strings'),
-    ], ids=["not-an-object", "preset-name", "string-lr", "float-layers", "zero-size", "labels-a-string"])
+        (lambda m: {**m, "config": {**m["config"], "model": {**m["config"]["model"], "pad_id": 10**7}}},
+         "model.pad_id must be in [0, model.vocab_size)"),
+    ], ids=["not-an-object", "preset-name", "string-lr", "float-layers", "zero-size", "labels-a-string",
+                                    "pad-id-beyond-the-vocabulary"])
     def test_config_json_is_named_with_its_field(self, runs, tmp_path, capsys, change, said):
         run = _copy_run(runs.cls, tmp_path / "cls")
         _tamper_config(run, change)
         line = one_line_error(["predict", run, "a good film"], capsys, tmp_path)
         assert "config.json" in line and said in line
+
+    @pytest.mark.parametrize("field", ["hidden_size", "emb_size"])
+    def test_a_size_the_weights_do_not_have_allocates_nothing(self, runs, tmp_path, capsys, field):
+        """A 10^5-wide model would take ~100 GB: the sizes are checked on the meta device before anything is built."""
+        run = _copy_run(runs.cls, tmp_path / "cls")
+        _tamper_config(run, lambda m: {**m, "config": {**m["config"],
+                                                       "model": {**m["config"]["model"], field: 100_000}}})
+        line = one_line_error(["predict", run, "a good film"], capsys, tmp_path)
+        assert "do not fit the model in its config" in line and "the config makes" in line
+
+    @pytest.mark.parametrize("size", [759_250_125, 2**63])
+    def test_a_size_past_what_torch_can_index(self, runs, tmp_path, capsys, size):
+        run = _copy_run(runs.cls, tmp_path / "cls")
+        _tamper_config(run, lambda m: {**m, "config": {**m["config"],
+                                                       "model": {**m["config"]["model"], "emb_size": size}}})
+        line = one_line_error(["predict", run, "a good film"], capsys, tmp_path)
+        assert "cannot be built" in line, line
 
     def test_baseline_json_missing_a_field(self, runs, tmp_path, capsys):
         run = _copy_run(runs.cls, tmp_path / "cls")
@@ -169,11 +189,18 @@ class TestConfigValues:
         ("adam_beta2=-0.5", "train.adam_beta2"), ("lr_decay_per_layer=0", "train.lr_decay_per_layer"),
         ("max_len=0", "head.max_len"), ("head_hidden=0", "head.head_hidden"), ("seed=-1", "train.seed"),
         (f"seed={2**64}", "train.seed"), ("threads=-3", "train.threads"), ("clip=-1", "train.clip"),
-        ("ar_alpha=-1", "train.ar_alpha"),
+        ("ar_alpha=-1", "train.ar_alpha"), ("pad_id=-1", "model.pad_id"), ("character_coverage=0", "coverage"),
+        ("max_sentences=0", "tokenizer.max_sentences"), ("min_freq=-2", "tokenizer.min_freq"),
     ])
     def test_the_field_is_named(self, runs, tmp_path, capsys, setting, said):
         line = one_line_error(_classify(runs, tmp_path, "--set", setting), capsys, tmp_path, runs.pre)
         assert said in line
+
+    @pytest.mark.parametrize("setting", ["tokenizer.vocab_size=\n", "lr=1e-3\r\nx", "seed=\u2028", "no_such\nfield=1"])
+    def test_a_line_break_in_the_value_stays_on_the_line(self, runs, tmp_path, capsys, setting):
+        """The value is echoed in the message, escaped: one line still (found by the 2,000-example property pass)."""
+        line = one_line_error(_classify(runs, tmp_path, "--set", setting), capsys, tmp_path, runs.pre)
+        assert "\\" in line
 
     def test_a_huge_seed_flag(self, runs, tmp_path, capsys):
         line = one_line_error(_classify(runs, tmp_path, "--seed", str(10**30)), capsys, tmp_path, runs.pre)

@@ -25,7 +25,8 @@ import torch
 from .config import SECTIONS, StageConfig, validate
 from .errors import RunFinished, UlmfitError
 from .files import (CONFIG_FILE, METRICS_FILE, RESUME_FILE, TOKENIZER_FILE, WEIGHTS_FILE,  # noqa: F401 (re-exported)
-                    atomic_write_bytes, load_state_checked, load_tensors, read_json, save_tensors, write_json)
+                    atomic_write_bytes, build_checked, load_state_checked, load_tensors, read_json, save_tensors,
+                    write_json)
 from .validation import check_finite_weights, check_run_meta
 from .text.tokenizer import Tokenizer, load_tokenizer, tokenizer_files
 

@@ -358,6 +358,13 @@ def validate(config: StageConfig) -> None:
         if getattr(t, name) < 0:
             raise UlmfitError(f"train.{name} must be >= 0, got {getattr(t, name)}")
     check_seed(t.seed, "train.seed")
+    if m.vocab_size < 0 or not 0 <= m.pad_id < (m.vocab_size or m.pad_id + 1):   # vocab_size 0: the tokenizer's
+        raise UlmfitError(f"model.pad_id must be in [0, model.vocab_size) and model.vocab_size >= 0, got "
+                          f"{m.pad_id} and {m.vocab_size}")
+    tk = config.tokenizer
+    if not (0 < tk.character_coverage <= 1 and tk.max_sentences > 0 and tk.min_freq >= 0):
+        raise UlmfitError("tokenizer.character_coverage must be in (0, 1], tokenizer.max_sentences > 0 and "
+                          f"tokenizer.min_freq >= 0, got {tk.character_coverage}, {tk.max_sentences}, {tk.min_freq}")
     for name, choices in _CHOICES.items():
         for obj in (config.tokenizer, m, t, h):
             if hasattr(obj, name) and getattr(obj, name) not in choices:

@@ -7,8 +7,18 @@ programming errors stay ordinary exceptions so that they do show a traceback.
 """
 
 
+# What str.splitlines breaks on: a user's value echoed in a message (`--set x=<newline>`) must not break its line.
+_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+
+
 class UlmfitError(Exception):
-    """A user-facing error: the message says what is wrong and what to do about it."""
+    """A user-facing error: the message says what is wrong and what to do about it, on one line (line breaks in
+    it, e.g. from a value the user gave, are written escaped, as `\\n`)."""
+
+    def __init__(self, *args):
+        if args and isinstance(args[0], str):
+            args = (args[0].translate(_LINE_BREAKS),) + args[1:]
+        super().__init__(*args)
 
 
 class RunFinished(UlmfitError):

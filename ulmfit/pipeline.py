@@ -137,8 +137,7 @@ def finetune(config: StageConfig, pretrained_dir: Path, data: DataSpec, out_dir:
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size))
         print(f"[finetune] word vocabulary of the target corpus: {tokenizer.vocab_size} words, {n_new} new "
               "(their embeddings start at the mean row)", flush=True)
-    model = LanguageModel(config.model)
-    ckpt.load_state_checked(model, state, Path(pretrained_dir))
+    model = ckpt.build_checked(lambda: LanguageModel(config.model), state, Path(pretrained_dir))
     model.to(rt.device)
     n = len(model.layer_groups())
     epochs = config.train.epochs

@@ -32,7 +32,7 @@ import torch
 
 from .analysis.baseline import delivered_name, mix, run_baseline, ulmfit_weight
 from .analysis.metrics import prediction_dicts
-from .checkpoint import CONFIG_FILE, load_run, load_state_checked
+from .checkpoint import CONFIG_FILE, build_checked, load_run
 from .config import BOS_ID, DEFAULT_MAX_TOKENS, EOS_ID, PAD_ID, UNK_ID
 from .errors import UlmfitError, refuse_empty_texts
 from .longtext import progress
@@ -65,8 +65,7 @@ class LanguageModel(awd_lstm.LanguageModel):
             device = quantize.int8_device(device)  # refused here, before the loading, if int8 cannot run
         run_dir = resolve_pretrained(run_dir)
         _meta, stage_config, state, tokenizer = load_run(run_dir, stages=("pretrain", "finetune"))
-        model = cls(stage_config.model)
-        load_state_checked(model, state, Path(run_dir))
+        model = build_checked(lambda: cls(stage_config.model), state, Path(run_dir))
         model.tokenizer, model.stage_config = tokenizer, stage_config
         model = model.to(_default_device(device)).eval()
         return quantize.quantize_language_model(model) if int8 else model
@@ -91,8 +90,8 @@ class TextClassifier(classifier.TextClassifier):
         labels = meta.get("labels")
         if not labels:
             raise UlmfitError(f"{Path(run_dir) / CONFIG_FILE} names no labels")
-        model = cls.from_config(stage_config.model, len(labels), stage_config.head, stage_config.train.bptt)
-        load_state_checked(model, state, Path(run_dir))
+        model = build_checked(lambda: cls.from_config(stage_config.model, len(labels), stage_config.head,
+                                                      stage_config.train.bptt), state, Path(run_dir))
         model.tokenizer, model.label_names, model.stage_config = tokenizer, list(labels), stage_config
         model.baseline = run_baseline(run_dir, meta) if baseline else None
         # the delivered model (chosen on validation, issue 27): ULMFiT alone, TF-IDF + LR alone, or a mix
