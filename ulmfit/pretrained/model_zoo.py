@@ -97,6 +97,17 @@ class ShippedSpec:
 
 
 SHIPPED: dict[str, ShippedSpec] = {s.name: s for s in (
+    # benchmarks/ship_lm.py wrote these from a 105-minute CPU pretraining (benchmarks/results/shipped_lm.txt)
+    ShippedSpec("ulmfit-wiki-fwd", backwards=False,
+                description="ulmfit's own forward AWD-LSTM (emb 256, hidden 512, 3 layers, 8,000 SentencePiece "
+                            "pieces), 15.1M tokens of 65M-word Wikipedia (wikipedia_2015) on one CPU core",
+                files=(
+                    ("PROVENANCE.md", "c0ef9364dab1cb9dc1eae99283110bafb42f659d2c90c3cf190002b7b80c4ef7", 1468),
+                    ("config.json", "54cf8b44b25f9a99357fca23a5b358075cb8bef46f2e6f4f48d4bcd959362560", 3027),
+                    ("model.pt", "d6d9beb002f5e9676871bb946869481ea75ec83b5f2a00c8c905159a1bf45cc5", 17146230),
+                    ("tokenizer.model", "61a2a4a2c75ec05fa6c24a28d7f489eb11a97194697b259cd54c0b3a0fde2540", 374353),
+                    ("vocab.txt", "7f7584d73a9e39ee7cdb83d1d198199b54af0a1e763bdc7fd1b0ed6449b4df63", 70213),
+                )),
 )}
 
 
