@@ -1,11 +1,11 @@
-"""Every figure in the tables of README.md and benchmarks/README.md is in the results file named beside it, and every
-relative link in the README, benchmarks/README.md and docs/*.md points at a file that exists.
+"""Every figure in the tables of README.md and benchmarks/README.md is in the results file named beside it,
+and every relative link in the README, benchmarks/README.md and docs/*.md points at a file that exists.
 
-A figure is a number in a table row outside code spans, section references (§3.2, eq. 3, Fig. 3, Table 2) and
-version strings (2.8.12): percentages, perplexities, times, rates, counts. It is found when the results file holds
-a number that rounds to it at the figure's own precision (68.5% matches 0.685 or 68.46; 9.3 min matches a wall time
-of 9:19.4; 2 h 7 min matches "2 h 7 min" or 127). The files searched are those the row names
-(`name.txt` under benchmarks/results/), else those the paragraph above the table names, else all of them.
+A figure is a number in a table row outside code spans, section references (§3.2, eq. 3, Fig. 3, Table 2)
+and version strings (2.8.12): percentages, perplexities, times, rates, counts. It is found when the results
+file holds a number that rounds to it at the figure's own precision (68.5% matches 0.685 or 68.46; 9.3 min
+matches a wall time of 9:19.4; 2 h 7 min matches "2 h 7 min" or 127). The files searched are those the row
+names (`name.txt` under benchmarks/results/), else those the paragraph above the table names, else all.
 """
 import re
 from pathlib import Path
@@ -15,19 +15,20 @@ RESULTS = ROOT / "benchmarks" / "results"
 CHECKED = [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
 LINKED = CHECKED + sorted((ROOT / "docs").glob("*.md"))
 NOT_FIGURES = {"Technique index"}           # README sections whose tables map code, not measurements
-# Links to files that are committed later in issue 31's own work: the example report of one real `ulmfit fit` run.
+# A link to a file committed later in issue 31's own work: the example report of one real `ulmfit fit` run.
 # Remove the entry once docs/example_report/report.md is in the tree.
 PENDING_LINKS = {"docs/example_report/report.md"}
 
 NUMBER = re.compile(r"(?<![\w.\-])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(k\b)?(?![\w.]*\d)")
-NOISE = re.compile(r"`[^`]*`|\]\([^)]*\)|§[\d.–-]+|\b(?:eq|Fig|Table|Tables)\.? \d+(?:[–-]\d+)?|\d+\.\d+\.\d+")
+NOISE = re.compile(r"`[^`]*`|\]\([^)]*\)|§[\d.–-]+|\d+\.\d+\.\d+"         # code, link targets, §3.2, 2.8.12
+                   r"|\b(?:eq|Fig|Table|Tables)\.? \d+(?:[–-]\d+)?")               # eq. 3, Fig. 3, Tables 2-3
 HOURS = re.compile(r"(\d+) h (\d+) min")
 FILE_NAME = re.compile(r"\b([\w-]+\.(?:txt|jsonl))\b")
 CLOCK = re.compile(r"\b(\d+):(\d{2}(?:\.\d+)?)\b")            # a wall time as m:ss.s
 
 
 def figures(row: str) -> list[tuple[str, float, int]]:
-    """(as written, value, decimals) of each figure in a table row; "2 h 7 min" is one figure of 127 minutes."""
+    """(as written, value, decimals) of each figure in a table row; "2 h 7 min" is one figure, 127 minutes."""
     text = NOISE.sub(" ", row)
     found = [(m.group(0), 60.0 * int(m.group(1)) + int(m.group(2)), 0) for m in HOURS.finditer(text)]
     for m in NUMBER.finditer(HOURS.sub(" ", text)):
@@ -39,8 +40,8 @@ def figures(row: str) -> list[tuple[str, float, int]]:
 
 
 def numbers_in(text: str) -> set[float]:
-    """Every number a results file holds (22.5k as 22,500), its fractions also as percentages, its m:ss wall times
-    as minutes."""
+    """Every number a results file holds (22.5k as 22,500), its fractions also as percentages, its m:ss wall
+    times as minutes."""
     values = set()
     for m in re.finditer(r"(\d+(?:,\d{3})*(?:\.\d+)?)(k\b)?", text):
         values.add(float(m.group(1).replace(",", "")) * (1000 if m.group(2) else 1))
@@ -58,8 +59,8 @@ def found(figure: tuple[str, float, int], text: str, numbers: set[float]) -> boo
 
 
 def tables(path: Path):
-    """(section, caption, rows) per markdown table outside code blocks, the separator row left out; the caption is
-    the paragraph just above the table."""
+    """(section, caption, rows) per markdown table outside code blocks, the separator row left out; the
+    caption is the paragraph just above the table."""
     section, caption, paragraph, rows, out, in_code = "", [], [], [], [], False
     for line in path.read_text(encoding="utf-8").splitlines() + [""]:
         if line.startswith("```"):
@@ -84,7 +85,8 @@ def tables(path: Path):
 
 
 def unsourced(path: Path) -> list[str]:
-    """One line per figure of `path`'s tables that its results file does not hold, or whose file is missing."""
+    """One line per figure of `path`'s tables that its results file does not hold or whose file is missing."""
+    page = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     everything = sorted(RESULTS.glob("*.txt")) + sorted(RESULTS.glob("*.jsonl"))
     problems = []
     for section, caption, rows in tables(path):
@@ -98,7 +100,7 @@ def unsourced(path: Path) -> list[str]:
                 continue
             missing = [n for n in names if not (RESULTS / n).is_file()]
             if missing:
-                problems.append(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}: a row names {missing[0]}, which is not in benchmarks/results/: {row[:80]}")
+                problems.append(f"{page}: a row names {missing[0]}, not in benchmarks/results/: {row[:80]}")
                 continue
             files = [RESULTS / n for n in names] or everything
             text = "\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
@@ -106,12 +108,12 @@ def unsourced(path: Path) -> list[str]:
             for figure in row_figures:
                 if not found(figure, text, numbers):
                     where = ", ".join(names) or "any file under benchmarks/results/"
-                    problems.append(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}: {figure[0]!r} is not in {where} (row: {row[:80]}...)")
+                    problems.append(f"{page}: {figure[0]!r} is not in {where} (row: {row[:80]}...)")
     return problems
 
 
 def test_figures_reads_percentages_perplexities_times_and_skips_code():
-    row = "| demo | **99.33%** (9.3 min) | ppl 24.2 | 2 h 7 min | 171k tok/s | `--set lr=2e-3` §3.2 fastai 2.8.12 | x.txt |"
+    row = "| demo | **99.33%** (9.3 min) | ppl 24.2 | 2 h 7 min | 171k tok/s | `lr=2e-3` §3.2 fastai 2.8.12 |"
     assert [(w, v) for w, v, _ in figures(row)] == [("2 h 7 min", 127.0), ("99.33", 99.33), ("9.3", 9.3),
                                                     ("24.2", 24.2), ("171k", 171000.0)]
 
@@ -132,8 +134,8 @@ def test_a_figure_missing_from_its_file_is_reported_by_name(tmp_path):
 
 def test_a_row_naming_a_results_file_that_does_not_exist_is_reported(tmp_path):
     page = tmp_path / "README.md"
-    page.write_text("| set | ULMFiT |\n|---|---|\n| clickbait | 99.33% `no_such_run.txt` |\n", encoding="utf-8")
-    assert "no_such_run.txt" in " ".join(unsourced(page))
+    page.write_text("| set | ULMFiT |\n|---|---|\n| clickbait | 99.33% `no_such.txt` |\n", encoding="utf-8")
+    assert "no_such.txt" in " ".join(unsourced(page))
 
 
 def test_readme_table_figures_are_in_their_results_files():
