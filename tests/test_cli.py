@@ -4,7 +4,6 @@ every --help, flags only where they mean something, predict's outputs, and impor
 Nothing here trains: predict runs on a stand-in for `inference.ensemble_proba`.
 """
 import argparse
-import ast
 import csv
 import json
 import shlex
@@ -294,24 +293,11 @@ class TestPredict:
 
 class TestImports:
     def test_cli_is_not_imported_back(self):
-        """No module that cli imports (at module level or inside a function) imports cli again: the cli <->
-        commands cycle is gone."""
-        package = ROOT / "ulmfit"
-        graph = {}
-        for path in package.glob("*.py"):
-            targets = set()
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.ImportFrom) and node.level == 1:
-                    targets |= {node.module} if node.module else {a.name for a in node.names}
-                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ulmfit."):
-                    targets.add(node.module.split(".")[1])
-                elif isinstance(node, ast.Import):
-                    targets |= {a.name.split(".")[1] for a in node.names if a.name.startswith("ulmfit.")}
-            graph[path.stem] = {t.split(".")[0] for t in targets} & {p.stem for p in package.glob("*.py")}
-        seen, todo = set(), list(graph["cli"])
-        while todo:
-            module = todo.pop()
-            if module not in seen:
-                seen.add(module)
-                todo += graph[module]
-        assert "commands" in seen and "cli" not in seen
+        """cli reaches commands, and no module outside the cli package imports any part of it (at module level or
+        inside a function) but `python -m ulmfit`'s __main__: the cli <-> commands cycle is gone."""
+        from test_imports import import_graph
+        graph = import_graph(ROOT / "ulmfit")
+        assert "ulmfit.commands" in graph["ulmfit.cli"]
+        back = {m: sorted(t for t in targets if t.startswith("ulmfit.cli")) for m, targets in graph.items()
+                if not m.startswith("ulmfit.cli") and m != "ulmfit.__main__"}      # `python -m ulmfit`
+        assert not {m: t for m, t in back.items() if t}

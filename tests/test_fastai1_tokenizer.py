@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("spacy", reason="the fastai tokenizer kind needs spaCy (pip install 'ulmfit[fastai]')")
+pytest.importorskip("spacy", reason="the fastai tokenizer kind needs spaCy (pip install 'spacy>=3,<4')")
 
 from ulmfit import checkpoint as ckpt  # noqa: E402
 from ulmfit.cli import main  # noqa: E402

@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-pytest.importorskip("spacy", reason="the fastai tokenizer needs spaCy (pip install 'ulmfit[fastai]')")
+pytest.importorskip("spacy", reason="the fastai tokenizer needs spaCy (pip install 'spacy>=3,<4')")
 
 from tests.synthetic import labelled_topics  # noqa: E402
 from tests.test_datasets import MIRROR, needs_mirror  # noqa: E402

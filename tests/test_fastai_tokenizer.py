@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-pytest.importorskip("spacy", reason="the fastai tokenizer kind needs spaCy (pip install 'ulmfit[fastai]')")
+pytest.importorskip("spacy", reason="the fastai tokenizer kind needs spaCy (pip install 'spacy>=3,<4')")
 
 from ulmfit.config import TokenizerConfig  # noqa: E402
 from ulmfit.errors import UlmfitError  # noqa: E402
@@ -169,4 +169,4 @@ class TestProcesses:
         monkeypatch.setitem(sys.modules, "spacy", None)            # makes `import spacy` raise ImportError
         with pytest.raises(UlmfitError) as err:
             FastaiTokenizer(list(FASTAI_SPECIALS)).tokenize("hello")
-        assert str(err.value) == "fastai-exact tokenization needs spaCy: pip install 'ulmfit[fastai]'"
+        assert str(err.value) == "fastai-exact tokenization needs spaCy: pip install 'spacy>=3,<4' (the [fastai] extra)"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("spacy", reason="the fastai tokenizer kind needs spaCy (pip install 'ulmfit[fastai]')")
+pytest.importorskip("spacy", reason="the fastai tokenizer kind needs spaCy (pip install 'spacy>=3,<4')")
 pytest.importorskip("fastai", reason="the agreement check runs fastai's own tokenizer (pip install fastai)")
 
 from ulmfit.data import download as datasets  # noqa: E402

@@ -1,7 +1,7 @@
 """The page of `ulmfit serve`, driven in real headless Chromium through Playwright: type a text, read the result.
 
 Needs Chromium (Debian's `chromium` package, or $CHROMIUM naming a binary) and the `playwright` package
-(`pip install ulmfit[browser]`); .ci/run installs both. Where either is missing, the tests skip and say which.
+(`pip install playwright`, the `[browser]` extra); .ci/run installs both. Where either is missing, the tests skip and say which.
 """
 import os
 import shutil
@@ -12,7 +12,7 @@ import pytest
 from test_pipeline import runs  # noqa: F401  (the tiny run dirs, once per module)
 from ulmfit.apps.serve import ServeConfig, close_server, make_server, url
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install ulmfit[browser]")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install playwright")
 CHROMIUM = os.environ.get("CHROMIUM") or next(
     (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine: apt install chromium")

@@ -13,7 +13,7 @@ from .train.resume import Interrupted
 from .validation import check_finite, check_output_dir, check_output_file, check_seed
 
 
-# ---- flags -> a stage's config and data (here, not in cli.py: cli imports this module, never the reverse) ----
+# ---- flags -> a stage's config and data (here, not in cli/: cli imports this module, never the reverse) ----
 def stage_config(args, stage: str):
     """Preset, then the dedicated flags, then --set overrides (type-checked)."""
     overrides = list(args.overrides)

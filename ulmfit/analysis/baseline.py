@@ -5,7 +5,7 @@ same split.
     train texts --TfidfVectorizer x2 (fit on train)--> sparse features --LogisticRegression(C), one per C of C_GRID
     --accuracy on valid--> the best C --> TfidfLR: terms + idf + coefficients, saved as JSON + npz (no pickle)
 
-Fitting needs scikit-learn, an optional extra (`pip install ulmfit[baseline]`); without it `fit_baseline` raises a
+Fitting needs scikit-learn, an optional extra (`pip install scikit-learn`, the `[baseline]` extra); without it `fit_baseline` raises a
 UlmfitError that says so. Predicting needs numpy only: `TfidfLR` re-implements sklearn's transform for exactly the
 options of `tfidf_features` (lowercase, the default token pattern, char_wb n-grams, sublinear tf, idf, l2 norm per
 block), so a saved baseline is read back from plain arrays and a run dir never holds a pickled estimator.
@@ -33,7 +33,7 @@ C_GRID = (1.0, 10.0, 100.0)            # inverse L2 strength, chosen on valid; 1
 WORD = {"analyzer": "word", "ngram_range": (1, 2)}
 CHAR = {"analyzer": "char_wb", "ngram_range": (2, 5)}
 SHARED = {"min_df": 2, "sublinear_tf": True}   # the rest are sklearn's defaults, which TfidfLR re-implements
-INSTALL_HINT = "install ulmfit[baseline] to compare with TF-IDF + LR"
+INSTALL_HINT = "pip install scikit-learn (the [baseline] extra) to compare with TF-IDF + LR"
 NAME = "TF-IDF + LR"
 BASELINE_DIR, META_FILE, VOCAB_FILE, WEIGHTS_FILE = "baseline", "baseline.json", "vocabulary.json", "weights.npz"
 

@@ -209,7 +209,7 @@ def _blank_english():
         import spacy
         from spacy.symbols import ORTH
     except ImportError:
-        raise UlmfitError("fastai-exact tokenization needs spaCy: pip install 'ulmfit[fastai]'") from None
+        raise UlmfitError("fastai-exact tokenization needs spaCy: pip install 'spacy>=3,<4' (the [fastai] extra)") from None
     nlp = spacy.blank("en")
     for special in FASTAI_SPECIALS:
         nlp.tokenizer.add_special_case(special, [{ORTH: special}])
