@@ -19,7 +19,8 @@ from pathlib import Path
 
 import spacy
 
-from ulmfit.text.fastai_tokenizer import (FASTAI_SPECIALS, V1_POST_RULES, V1_PRE_RULES, FastaiTokenizer, _blank_english)
+from ulmfit.text.fastai_rules import V1_POST_RULES, V1_PRE_RULES  # noqa: E402
+from ulmfit.text.fastai_tokenizer import FASTAI_SPECIALS, FastaiTokenizer, _blank_english  # noqa: E402
 
 FIXTURE = Path(__file__).parents[1] / "tests" / "fixtures" / "fastai1_tokens.json.gz"
 
