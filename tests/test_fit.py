@@ -114,6 +114,17 @@ class TestRecipe:
         assert total <= 5 and recipe.LM_SHARE_RANGE[0] <= plan.lm_minutes / total <= recipe.LM_SHARE_RANGE[1]
 
 
+    def test_gradual_unfreezing_epochs_are_counted_cheaper(self):
+        """The head-only and partly frozen epochs cost less than an all-layers one, so a budget of 2.5 all-layers
+        epochs starts 4 classifier epochs (0.35 + 0.45 + 0.7 = 1.5 before the 4th); the 20th starts once the
+        first 19 (17.5 all-layers epochs) fit."""
+        assert recipe.unfreezing_cost(3) == pytest.approx(1.5) and recipe.unfreezing_cost(5) == pytest.approx(3.5)
+        assert recipe.cls_epochs_in(seconds=25, epoch_s=10, cap=20) == 4
+        assert recipe.cls_epochs_in(seconds=175.1, epoch_s=10, cap=20) == 20
+        assert recipe.cls_epochs_in(seconds=174.9, epoch_s=10, cap=20) == 19
+        assert recipe.cls_epochs_in(seconds=1, epoch_s=10, cap=20) == 1
+
+
 class TestReadTokens:
     def test_long_texts_are_read_to_what_the_budget_affords(self):
         """20 Newsgroups-like texts (734 tokens) in 15 minutes: the classifier reads a prefix, and gets its
