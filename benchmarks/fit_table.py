@@ -64,9 +64,23 @@ def run(name: str, rows: int, minutes: float, out: Path, pretrained, score_test:
     return row
 
 
+def table(rows: list[dict]) -> str:
+    """The results file's rows as a fixed-width table (validation, then test where scored), one line each."""
+    def pct(v):
+        return f"{100 * v:5.1f}" if isinstance(v, (int, float)) else "    -"
+    lines = [f"{'dataset':20} {'rows':>5} | {'valid: ulmfit':>13} {'tfidf':>5} {'mean':>5} | {'test: ulmfit':>12} "
+             f"{'tfidf':>5} {'mean':>5} {'deliv':>5} {'n':>5} | {'wall':>5} {'commit':7} delivered"]
+    for r in rows:
+        lines.append(f"{r['dataset']:20} {r['rows']:>5} | {pct(r['valid_ulmfit']):>13} {pct(r['valid_tfidf'])} "
+                     f"{pct(r['valid_mean'])} | {pct(r.get('test_accuracy')):>12} {pct(r.get('baseline_test_accuracy'))} "
+                     f"{pct(r.get('ensemble_test_accuracy'))} {pct(r.get('delivered_test_accuracy'))} "
+                     f"{r.get('test_rows', '-'):>5} | {r['minutes_wall']:5.2f} {r['commit']:7} {r['delivered']}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", required=True)
+    parser.add_argument("--datasets", nargs="+", default=[])
     parser.add_argument("--rows", type=int, nargs="+", default=[2000], help="0: every row")
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--pretrained", default=None)
@@ -76,7 +90,11 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=2000, help="score a stratified sample of the test split "
                         "(seed 0) of at most N texts; 0: all")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/fit_table.jsonl"))
+    parser.add_argument("--table", type=Path, metavar="JSONL", help="print a results file as a table, and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     header = {"commit": commit, "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), "cpu": cpu_name(),
               "flags": " ".join(cpu_flags()), "threads": torch.get_num_threads(), "pretrained": args.pretrained,

@@ -243,10 +243,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     train_batches = ClassificationBatches(train_ids, train_off, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                           backwards=cfg.backwards, rank=rt.rank, world_size=rt.world_size)
     valid_batches = _eval_batches(encoded["valid"], cfg)
-    weights = None
-    if cfg.class_weights:                   # inverse frequency, normalised to mean 1 over the training documents
-        counts = np.bincount(train_y, minlength=len(label_names)).astype(np.float64)
-        weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+    weights = _class_weights(train_y, len(label_names)) if cfg.class_weights else None
     task = ClassifierTask(train_batches, valid_batches, encoded["valid"][2], cfg, rt, weights)
     n_groups = len(model.layer_groups())
     names = [name for name, _ in model.layer_groups()]
@@ -260,11 +257,8 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
         result["epochs_run"] = len(history)
     probs = {}
     if "test" in encoded:
-        ids, off, y = encoded["test"]
-        probs["test"] = predict_proba(model, _eval_batches(encoded["test"], cfg), rt, len(y))
-        report = classification_report(y.tolist(), probs["test"].argmax(1).tolist(), label_names)
-        result.update({"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
-                       "n_test": report["n"]})
+        probs["test"], scores = _score_test(model, encoded["test"], label_names, cfg, rt)
+        result.update(scores)
     if rt.is_main:
         ckpt.save_run(out_dir, model, config, "classify", tokenizer,
                       extra={"labels": label_names, "lm_dir": str(lm_dir), "encoder_from": meta["stage"],
@@ -278,6 +272,20 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
             probs["valid"] = predict_proba(model, valid_batches, rt, len(encoded["valid"][2]))
         result.update(write_run_report(out_dir, splits, probs, device=rt.device))
     return result
+
+
+def _class_weights(train_y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse class frequency, normalised to mean 1 over the training documents (`--set class_weights=true`)."""
+    counts = np.bincount(train_y, minlength=n_classes).astype(np.float64)
+    return torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+def _score_test(model, encoded_test, label_names: list[str], cfg, rt) -> tuple[np.ndarray, dict]:
+    """The test split's probabilities and its accuracy and macro-F1: scored once, after training."""
+    y = encoded_test[2]
+    probs = predict_proba(model, _eval_batches(encoded_test, cfg), rt, len(y))
+    report = classification_report(y.tolist(), probs.argmax(1).tolist(), label_names)
+    return probs, {"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"], "n_test": report["n"]}
 
 
 def label_vocabulary(labels: list[str]) -> list[str]:
