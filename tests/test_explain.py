@@ -223,6 +223,13 @@ class TestRendering:
         assert expl.by_word() == [("unbelievable", 6.0), ("film", 4.0)]
 
 
+    def test_by_word_folds_case_markers_into_the_next_word(self):
+        """xxmaj / xxup are part of the word after them: their score goes to it and its case comes back."""
+        expl = _explanation([" xxmaj", " an", " xxup", " nasa", " xxmaj", " un", "sight", "ly"],
+                            [1.0, 2.0, 0.5, 0.25, -1.0, 1.0, 1.0, 1.0])
+        assert expl.by_word() == [("An", 3.0), ("NASA", 0.75), ("Unsightly", 2.0)]
+
+
 class TestConfusionPlot:
     def test_writes_a_png(self, tmp_path):
         """The picture is a PNG file at the path given."""

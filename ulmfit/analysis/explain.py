@@ -37,6 +37,7 @@ from ..config import BOS_ID, EOS_ID
 from ..errors import UlmfitError
 
 SPACE = "\u2581"       # SentencePiece's word-boundary mark
+CASE_MARKERS = ("xxmaj", "xxup")
 
 
 class IGResult(NamedTuple):
@@ -115,14 +116,25 @@ class Explanation:
     steps: int
 
     def by_word(self) -> list[tuple[str, float]]:
-        """Pieces merged into words (a piece that starts with a space starts a word); IG scores add up."""
+        """Pieces merged into words (a piece that starts with a space starts a word); IG scores add up. A case
+        marker (xxmaj, xxup: the pre-rules' "capitalised", "all capitals") is part of the word after it: its score
+        goes to that word, which is shown with its case restored ("xxmaj an" -> "An")."""
         words: list[list] = []
+        case, carried = None, 0.0
         for tok, score in zip(self.tokens, self.scores):
-            if tok.startswith(" ") or not words:
-                words.append([tok.strip(), score])
+            if tok.strip() in CASE_MARKERS:
+                case, carried = tok.strip(), carried + score
+                continue
+            if tok.startswith(" ") or not words or case:
+                word = tok.strip()
+                word = word[:1].upper() + word[1:] if case == "xxmaj" else word.upper() if case == "xxup" else word
+                words.append([word, score + carried])
+                case, carried = None, 0.0
             else:
                 words[-1][0] += tok
                 words[-1][1] += score
+        if case:                                  # a marker at the very end (a cut text): shown as itself
+            words.append([case, carried])
         return [(w, s) for w, s in words]
 
     def _repr_html_(self) -> str:            # a notebook cell that ends in an Explanation shows it coloured
@@ -180,7 +192,8 @@ def to_html(expl: Explanation) -> str:
 
 
 def to_text(expl: Explanation, color: bool | None = None) -> str:
-    """A header, then one line per token: score, token, a bar of |score|; ANSI colours on a terminal."""
+    """A header, then one line per word (Explanation.by_word): score, word, a bar of |score|; ANSI colours on a
+    terminal."""
     if color is None:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     change = expl.logit - expl.baseline_logit
@@ -188,11 +201,12 @@ def to_text(expl: Explanation, color: bool | None = None) -> str:
                                                           else f"  (predicted: {expl.predicted})"),
              f"integrated gradients, {expl.steps} steps: logit {expl.logit:+.4f} vs baseline "
              f"{expl.baseline_logit:+.4f} (change {change:+.4f}); completeness gap {expl.delta:+.2e}",
-             "score > 0: the token pushes towards the label"]
-    top = max((abs(s) for s in expl.scores), default=0.0) or 1.0
-    shown = [tok.strip() or SPACE for tok in expl.tokens]
-    width = max((len(s) for s in shown), default=0)
-    for tok, score in zip(shown, expl.scores):
+             "score > 0: the word pushes towards the label"]
+    words = expl.by_word()
+    top = max((abs(s) for _, s in words), default=0.0) or 1.0
+    shown = [(w or SPACE, s) for w, s in words]
+    width = max((len(w) for w, _ in shown), default=0)
+    for tok, score in shown:
         cell = f"{tok:<{width}}"                                             # pad before colouring: ANSI has width 0
         if color:
             cell = f"\x1b[{'32' if score > 0 else '31'}m{cell}\x1b[0m"
