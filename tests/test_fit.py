@@ -46,6 +46,17 @@ class TestFit:
         plan = json.loads((fitted[0] / "fit.json").read_text())["plan"]
         assert plan["lm_epochs"] >= 1 and plan["cls_epochs"] >= 1
 
+    def test_report_ends_with_how_the_budget_was_spent(self, fitted):
+        """report.md's last section gives each stage's minutes and the plan's decisions, as fit.json has them;
+        the encoder is named as the run dir's own lm/, not a machine path."""
+        run, _ = fitted
+        report = (run / "report.md").read_text()
+        tail = report[report.index("## How `ulmfit fit` spent its budget"):]
+        summary = json.loads((run / "fit.json").read_text())
+        assert f"LM fine-tuning {summary['lm_minutes']:.2f} min" in tail
+        assert all(f"- {why}" in tail for why in summary["plan"]["why"])
+        assert "run `lm`." in report
+
     def test_early_stopping_is_on_in_both_stages(self, fitted):
         """Both stages record their best epoch (early stopping keeps its weights)."""
         run, _ = fitted

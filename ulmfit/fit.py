@@ -34,6 +34,7 @@ from .model.awd_lstm import LanguageModel
 from .model.classifier import TextClassifier
 from .pipeline import classify, finetune, inherit_architecture, label_vocabulary
 from .pretrained.model_zoo import resolve_pretrained
+from .run_report import REPORT_FILE
 from .runtime import setup_runtime
 from .train import recipe
 
@@ -97,9 +98,28 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
                                                                            if not isinstance(v, (list, dict))},
                "n_unlabelled": len(extra)}
     ckpt.write_json(out_dir / FIT_FILE, summary)
+    _append_to_report(out_dir, summary, result)
     result.update({k: summary[k] for k in ("minutes_budget", "minutes_total", "lm_minutes", "classifier_minutes")})
     result["lm_valid_ppl"] = lm_result.get("valid_ppl")
     return result
+
+
+def _append_to_report(out_dir: Path, summary: dict, result: dict) -> None:
+    """report.md ends with how the budget was spent and why: the plan's decisions and each stage's minutes."""
+    path = out_dir / REPORT_FILE
+    if not path.is_file():                     # the report could not be written (classify warned): nothing to add
+        return
+    lm = summary["lm"]
+    lines = ["", "## How `ulmfit fit` spent its budget", "",
+             f"{summary['minutes_total']:.2f} of {summary['minutes_budget']:g} minutes, from "
+             f"`{Path(summary['pretrained']).name}`: LM fine-tuning {summary['lm_minutes']:.2f} min "
+             f"({lm.get('epochs_run', '?')} epochs; validation perplexity {lm.get('before_valid_ppl', float('nan')):.1f}"
+             f" before, {lm.get('valid_ppl', float('nan')):.1f} after), the classifier "
+             f"{summary['classifier_minutes']:.2f} min ({result.get('epochs_run', '?')} epochs), then the baseline "
+             "and this report. The plan:", ""]
+    lines += [f"- {why}" for why in summary["plan"]["why"]]
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 # ---- checks: each one line, before anything is written ------------------------------------------------------

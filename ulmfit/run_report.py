@@ -60,7 +60,8 @@ def _write(run_dir: Path, splits: dict, probs: dict, device, k: int, steps: int,
     lines = [f"# classify run `{run_dir.name}`", "",
              f"Labels: {', '.join(f'`{n}`' for n in labels)}. Texts: "
              + ", ".join(f"{len(splits[s][0])} {s}" for s in ("train", "valid", "test") if s in splits)
-             + f". Encoder from the {meta.get('encoder_from', '?')} run `{meta.get('lm_dir', '?')}`.", ""]
+             + f". Encoder from the {meta.get('encoder_from', '?')} run `{_shown_path(meta.get('lm_dir'), run_dir)}`.",
+             ""]
     if offer and offer["baseline_ensemble"]:           # the report leads with what the run dir answers with
         lines += [f"**This run dir predicts with {offer['delivered']}**: it had the best validation accuracy "
                   f"({offer['delivered_valid_accuracy']:.4f}, against ULMFiT alone's "
@@ -89,6 +90,16 @@ def _write(run_dir: Path, splits: dict, probs: dict, device, k: int, steps: int,
     meta.setdefault("results", {}).update(summary)
     write_json(run_dir / CONFIG_FILE, meta)
     return summary
+
+
+def _shown_path(path, run_dir: Path) -> str:
+    """A path inside the run dir relative to it (`lm` for `ulmfit fit`'s own LM), so a copied report stays true."""
+    if not path:
+        return "?"
+    try:
+        return Path(path).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def compare_with_baseline(ys: dict, probs: dict, base_probs: dict | None, weight: float = 1.0) -> dict:
