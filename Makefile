@@ -36,6 +36,7 @@ PRE = $(PRETRAIN_DIR)
 TAG = $(PRESET)
 else ifneq ($(filter $(PRETRAINED),$(SHIPPED_LMS)),)
 PRE = $(PRETRAINED)
+PRE_BWD = $(subst -fwd,-bwd,$(PRETRAINED))
 PRE_DEP =
 TAG = $(PRETRAINED)-$(PRESET)
 else
@@ -43,7 +44,8 @@ PRE = $(PRETRAINED)
 TAG = $(notdir $(PRETRAINED))-$(PRESET)
 endif
 PRE_DEP ?= $(PRE)/model.pt
-PRE_BWD_DEP = $(if $(PRE_DEP),$(PRE)-bwd/model.pt,)
+PRE_BWD ?= $(PRE)-bwd
+PRE_BWD_DEP = $(if $(PRE_DEP),$(PRE_BWD)/model.pt,)
 FT  = $(RUNS)/finetune-$(DATASET)-$(TAG)
 CLS = $(RUNS)/classify-$(DATASET)-$(TAG)
 CLS_DIRS = $(CLS)$(if $(filter 1,$(BACKWARDS)), $(CLS)-bwd,)
@@ -106,7 +108,7 @@ $(PRETRAIN_DIR)-bwd/model.pt:
 $(FT)/model.pt: $(PRE_DEP)
 	$(ULMFIT) finetune --pretrained $(PRE) --dataset $(DATASET) --preset $(PRESET) --out $(FT) --force $(ARGS) $(FINETUNE_ARGS)
 $(FT)-bwd/model.pt: $(PRE_BWD_DEP)
-	$(ULMFIT) finetune --pretrained $(PRE)-bwd --dataset $(DATASET) --preset $(PRESET) --out $(FT)-bwd --force --backwards $(ARGS) $(FINETUNE_ARGS)
+	$(ULMFIT) finetune --pretrained $(PRE_BWD) --dataset $(DATASET) --preset $(PRESET) --out $(FT)-bwd --force --backwards $(ARGS) $(FINETUNE_ARGS)
 $(CLS)/model.pt: $(FT)/model.pt
 	$(ULMFIT) classify --finetuned $(FT) --dataset $(DATASET) --preset $(PRESET) --out $(CLS) --force $(ARGS) $(CLASSIFY_ARGS)
 $(CLS)-bwd/model.pt: $(FT)-bwd/model.pt
