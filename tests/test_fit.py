@@ -136,6 +136,20 @@ class TestRecipe:
         assert recipe.cls_epochs_in(seconds=1, epoch_s=10, cap=20) == 1
 
 
+    def test_the_test_texts_are_reserved_once(self):
+        """Scoring a test split costs one pass at inference speed, planned before the stages share the budget:
+        500 IMDb-like reviews and 2,000 test reviews in 280 s leave the stages less time than no test split,
+        and stages + reserve stay within the budget (without this, the classifier got 6 seconds)."""
+        stats, speeds = recipe.DataStats(450, 2, 376, 192_087), recipe.Speeds(2426, 4936)
+        assert recipe.reserve_seconds(stats, speeds, 0, 0, 2000) - recipe.RESERVE_SECONDS == pytest.approx(
+            2000 * 376 / (4936 * recipe.INFER_SPEEDUP))
+        alone = recipe.plan(stats, speeds, 280, n_valid=50)
+        tested = recipe.plan(stats, speeds, 280, n_valid=50, n_test=2000)
+        assert tested.lm_minutes + tested.cls_minutes < alone.lm_minutes + alone.cls_minutes
+        reserve = recipe.reserve_seconds(stats, speeds, 50, tested.read_tokens, 2000)
+        assert (tested.lm_minutes + tested.cls_minutes) * 60 + reserve <= 280
+
+
 class TestReadTokens:
     def test_long_texts_are_read_to_what_the_budget_affords(self):
         """20 Newsgroups-like texts (734 tokens) in 15 minutes: the classifier reads a prefix, and gets its

@@ -70,13 +70,13 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     probe = inherit_architecture(probe, lm_config)
     speeds = measure_speeds(probe.model, len(labels), stats, rt)
     left = deadline - time.perf_counter()
-    need = recipe.min_seconds(stats, speeds)
+    n_valid, n_test = len(splits["valid"][0]), len(splits.get("test", ((),))[0])
+    need = recipe.min_seconds(stats, speeds, n_valid, n_test)
     if left < need:
         raise UlmfitError(f"--minutes {minutes:g} is too small for this data on this machine: one step of each "
                           f"stage, the validation passes and the report need about {math.ceil(need / 60 * 10) / 10:g} "
                           f"minutes (measured {speeds.lm_tokens_per_s:.0f} LM tokens/s)")
-    n_valid = len(splits["valid"][0])
-    plan = recipe.plan(stats, speeds, left, n_valid)
+    plan = recipe.plan(stats, speeds, left, n_valid, n_test)
     print("[fit] " + "\n[fit] ".join(plan.why), flush=True)
     common = [f"seed={seed}", f"backwards={str(backwards).lower()}", f"precision={precision}",
               f"threads={threads}"]
@@ -85,8 +85,12 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     lm_result = finetune(ft_cfg, pretrained_dir, DataSpec.from_texts(lm_texts), out_dir / LM_DIR, force=True, rt=rt)
     lm_seconds = time.perf_counter() - t0
     left = deadline - time.perf_counter()
-    reserve = recipe.reserve_seconds(stats, speeds, n_valid + len(splits.get("test", ((),))[0]), plan.read_tokens)
-    cls_minutes = max(left * (1 - recipe.RESERVE_FRACTION) - reserve, 6.0) / 60
+    reserve = recipe.reserve_seconds(stats, speeds, n_valid, plan.read_tokens, n_test)
+    cls_seconds = left * (1 - recipe.RESERVE_FRACTION) - reserve
+    if cls_seconds < 0.5 * plan.cls_minutes * 60:       # the LM stage overran its share: say so, then go on
+        print(f"[fit] {max(cls_seconds, 0):.0f} s are left for the classifier, of the {plan.cls_minutes * 60:.0f} "
+              "planned", flush=True)
+    cls_minutes = max(cls_seconds, 6.0) / 60
     cls_cfg = apply_overrides(preset("small", "classify"), plan.classify + common + [f"max_minutes={cls_minutes:.3f}"])
     t0 = time.perf_counter()
     spec = DataSpec.from_texts(splits["train"], splits["valid"], splits.get("test"))
