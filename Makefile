@@ -25,7 +25,7 @@ ULMFIT     = $(PY) -m ulmfit
 # Without PRETRAINED, stage 2 starts from the LM that ships with ulmfit (ulmfit-wiki-fwd: 65M words of Wikipedia,
 # committed in ulmfit/pretrained/shipped/, no download); PRETRAINED=pretrain: from `make pretrain`'s LM (CORPUS,
 # PRESET). `make pretrain` itself always pretrains.
-SHIPPED_LMS = ulmfit-wiki-fwd
+SHIPPED_LMS = ulmfit-wiki-fwd ulmfit-wiki-bwd
 PRETRAINED ?= ulmfit-wiki-fwd
 PRETRAIN_DIR = $(RUNS)/pretrain-$(CORPUS)-$(PRESET)
 ifeq ($(PRETRAINED),wt103)

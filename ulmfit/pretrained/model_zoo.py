@@ -108,6 +108,17 @@ SHIPPED: dict[str, ShippedSpec] = {s.name: s for s in (
                     ("tokenizer.model", "61a2a4a2c75ec05fa6c24a28d7f489eb11a97194697b259cd54c0b3a0fde2540", 374353),
                     ("vocab.txt", "7f7584d73a9e39ee7cdb83d1d198199b54af0a1e763bdc7fd1b0ed6449b4df63", 70213),
                 )),
+    # its backward twin: the same corpus, tokenizer and recipe on the reversed token stream (100 CPU minutes)
+    ShippedSpec("ulmfit-wiki-bwd", backwards=True,
+                description="ulmfit's own backward AWD-LSTM (the forward one's size and tokenizer), 25.4M tokens "
+                            "of 65M-word Wikipedia (wikipedia_2015) read backwards on one CPU core",
+                files=(
+                    ("PROVENANCE.md", "0a8b23c959b5a28a435203205bf887ab89fa71437209ebad3d3d5e3ddc3c88cc", 1612),
+                    ("config.json", "ce6fcc78fba0d3ec369db398ccda6055b847d50bf29fcb3c7a0348442ddb98b7", 3122),
+                    ("model.pt", "17dc4e022367485e47d6a1fc33e55426faa98916bde1cba5b5d759a853f898db", 17146230),
+                    ("tokenizer.model", "61a2a4a2c75ec05fa6c24a28d7f489eb11a97194697b259cd54c0b3a0fde2540", 374353),
+                    ("vocab.txt", "7f7584d73a9e39ee7cdb83d1d198199b54af0a1e763bdc7fd1b0ed6449b4df63", 70213),
+                )),
 )}
 
 
