@@ -17,11 +17,12 @@ def labelled_topics(n: int, seed: int) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def pretrain_tiny(root, seed: int = 5):
+def pretrain_tiny(root, seed: int = 5, backwards: bool = False):
     """A tiny pretrained LM on synthetic topic sentences in `root`/pre (seconds), via the CLI."""
     from ulmfit.cli import main
     texts, _ = labelled_topics(600, seed=seed)
     (root / "corpus.txt").write_text("\n".join(texts))
     assert main(["pretrain", "--train", str(root / "corpus.txt"), "--out", str(root / "pre"), "--preset", "tiny",
-                 "--max-steps", "8", "--set", "tokenizer.vocab_size=60", "--set", "batch_size=8"]) == 0
+                 "--max-steps", "8", "--set", "tokenizer.vocab_size=60", "--set", "batch_size=8"]
+                + (["--backwards"] if backwards else [])) == 0
     return root / "pre"

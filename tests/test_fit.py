@@ -65,6 +65,19 @@ class TestFit:
             assert history and all("best_epoch" in h for h in history)
 
 
+def test_backwards_fit_from_a_backward_lm_and_the_two_directions_ensemble(pre, fitted, tmp_path_factory, capsys):
+    """`fit --backwards` from a backward LM gives a backward classifier, and `predict FWD BWD` averages the two
+    directions (ULMFiT §3.3's bidirectional ensemble)."""
+    root = tmp_path_factory.mktemp("fit-bwd")
+    pre_bwd = pretrain_tiny(root, backwards=True)
+    spec = DataSpec.from_texts(labelled_topics(200, 1), labelled_topics(60, 2))
+    fit(spec, root / "run", pretrained=pre_bwd, minutes=0.8, threads=1, backwards=True)
+    assert json.loads((root / "run" / "config.json").read_text())["config"]["train"]["backwards"] is True
+    capsys.readouterr()
+    assert main(["predict", str(fitted[0]), str(root / "run"), "Bake the flour with sugar in the oven."]) == 0
+    assert "food" in capsys.readouterr().out
+
+
 class TestFitErrors:
     @pytest.mark.parametrize("minutes, says", [("0", "positive"), ("-3", "positive"), ("soon", "not a number"),
                                                ("nan", "positive")])

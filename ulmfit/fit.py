@@ -66,7 +66,7 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     rt = setup_runtime(precision, threads)
     lm_texts = splits["train"][0] + splits["valid"][0] + extra
     stats = _stats(tokenizer, splits["train"][0], lm_texts, len(labels))
-    probe = apply_overrides(preset("small", "classify"), [])
+    probe = apply_overrides(preset("small", "classify"), [f"backwards={str(backwards).lower()}"])
     probe = inherit_architecture(probe, lm_config)
     speeds = measure_speeds(probe.model, len(labels), stats, rt)
     left = deadline - time.perf_counter()
