@@ -96,8 +96,14 @@ class ShippedSpec:
         return SHIPPED_DIR / self.name
 
 
+# The two directions share one tokenizer (the backward run reused the forward one's with --tokenizer): one text,
+# one tokenisation, for both halves of the ensemble. Each folder keeps its own copy, so each is a whole run dir.
+_WIKI_TOKENIZER = (
+    ("tokenizer.model", "61a2a4a2c75ec05fa6c24a28d7f489eb11a97194697b259cd54c0b3a0fde2540", 374353),
+    ("vocab.txt", "7f7584d73a9e39ee7cdb83d1d198199b54af0a1e763bdc7fd1b0ed6449b4df63", 70213),
+)
 SHIPPED: dict[str, ShippedSpec] = {s.name: s for s in (
-    # benchmarks/ship_lm.py wrote these from a 105-minute CPU pretraining (benchmarks/results/shipped_lm.txt)
+    # benchmarks/ship_lm.py wrote both (benchmarks/results/shipped_lm.txt); this one from a 105-minute CPU pretraining
     ShippedSpec("ulmfit-wiki-fwd", backwards=False,
                 description="ulmfit's own forward AWD-LSTM (emb 256, hidden 512, 3 layers, 8,000 SentencePiece "
                             "pieces), 15.1M tokens of 65M-word Wikipedia (wikipedia_2015) on one CPU core",
@@ -105,9 +111,7 @@ SHIPPED: dict[str, ShippedSpec] = {s.name: s for s in (
                     ("PROVENANCE.md", "c0ef9364dab1cb9dc1eae99283110bafb42f659d2c90c3cf190002b7b80c4ef7", 1468),
                     ("config.json", "54cf8b44b25f9a99357fca23a5b358075cb8bef46f2e6f4f48d4bcd959362560", 3027),
                     ("model.pt", "d6d9beb002f5e9676871bb946869481ea75ec83b5f2a00c8c905159a1bf45cc5", 17146230),
-                    ("tokenizer.model", "61a2a4a2c75ec05fa6c24a28d7f489eb11a97194697b259cd54c0b3a0fde2540", 374353),
-                    ("vocab.txt", "7f7584d73a9e39ee7cdb83d1d198199b54af0a1e763bdc7fd1b0ed6449b4df63", 70213),
-                )),
+                ) + _WIKI_TOKENIZER),
     # its backward twin: the same corpus, tokenizer and recipe on the reversed token stream (100 CPU minutes)
     ShippedSpec("ulmfit-wiki-bwd", backwards=True,
                 description="ulmfit's own backward AWD-LSTM (the forward one's size and tokenizer), 25.4M tokens "
@@ -116,9 +120,7 @@ SHIPPED: dict[str, ShippedSpec] = {s.name: s for s in (
                     ("PROVENANCE.md", "0a8b23c959b5a28a435203205bf887ab89fa71437209ebad3d3d5e3ddc3c88cc", 1612),
                     ("config.json", "ce6fcc78fba0d3ec369db398ccda6055b847d50bf29fcb3c7a0348442ddb98b7", 3122),
                     ("model.pt", "17dc4e022367485e47d6a1fc33e55426faa98916bde1cba5b5d759a853f898db", 17146230),
-                    ("tokenizer.model", "61a2a4a2c75ec05fa6c24a28d7f489eb11a97194697b259cd54c0b3a0fde2540", 374353),
-                    ("vocab.txt", "7f7584d73a9e39ee7cdb83d1d198199b54af0a1e763bdc7fd1b0ed6449b4df63", 70213),
-                )),
+                ) + _WIKI_TOKENIZER),
 )}
 
 
