@@ -30,7 +30,7 @@ def worker(steps: int) -> None:
 
     from ulmfit.model.awd_lstm import LanguageModel
     from ulmfit.text.batching import LMBatches
-    from ulmfit.config import ModelConfig, TrainConfig
+    from ulmfit.config import ModelConfig, RunConfig, TrainConfig
     from ulmfit.runtime import cleanup_runtime, setup_runtime
     from ulmfit.train.tasks import LMTask
     from ulmfit.train.loop import Stage, fit
@@ -38,13 +38,13 @@ def worker(steps: int) -> None:
     rt = setup_runtime(threads=1, device="cpu")
     torch.manual_seed(0)
     model = LanguageModel(ModelConfig(**MODEL))
-    cfg = TrainConfig(batch_size=GLOBAL_BATCH // rt.world_size, bptt=BPTT, max_steps=steps, save_every=0)
+    cfg, run = TrainConfig(batch_size=GLOBAL_BATCH // rt.world_size, bptt=BPTT), RunConfig(max_steps=steps, save_every=0)
     rng = np.random.default_rng(0)
     n = GLOBAL_BATCH * BPTT * (steps + 5)
     ids = rng.integers(4, MODEL["vocab_size"], n).astype(np.uint16)
     batches = LMBatches(ids, np.array([0, n]), cfg.batch_size, BPTT, shuffle=False, seed=0, variable_length=False,
                         rank=rt.rank, world_size=rt.world_size)
-    history = fit(model, LMTask(batches, None, cfg, rt), [Stage("all", 1, list(range(3)))], cfg, rt)
+    history = fit(model, LMTask(batches, None, cfg, rt), [Stage("all", 1, list(range(3)))], cfg, run, rt)
     if rt.is_main:
         print(json.dumps({"world_size": rt.world_size, **history[-1]}))
     cleanup_runtime()

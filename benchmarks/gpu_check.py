@@ -163,7 +163,8 @@ def lm_cell(precision: str, device: str, size: dict, store: dict, limit: float) 
     vocab_size, ids, offsets = store["lm"]
     config = preset(size["preset"], "pretrain")
     config.model.vocab_size = vocab_size
-    cfg = dataclasses.replace(config.train, precision=precision, max_steps=size["steps"],
+    cfg = config.train
+    run = dataclasses.replace(config.run, precision=precision, max_steps=size["steps"],
                               max_minutes=max(limit - 20, 10) / 60)  # fit stops before the cell's alarm
     rt = Runtime(torch.device(device), precision)
     seed_everything(0)
@@ -174,7 +175,7 @@ def lm_cell(precision: str, device: str, size: dict, store: dict, limit: float) 
     task = RecordingLMTask(batches, None, cfg, rt)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit(model, task, [Stage("all", cfg.epochs, list(range(len(model.layer_groups()))))], cfg, rt,
+        fit(model, task, [Stage("all", cfg.epochs, list(range(len(model.layer_groups()))))], cfg, run, rt,
             desc=f"lm {precision}")
     losses = [float(v) for v in task.losses]
     n, k = len(losses), max(2, min(20, len(losses) // 5))
@@ -251,10 +252,10 @@ def pipeline_cell(device: str, work: Path, size: dict) -> dict:
     out = {"precision": precision}
     for way, backwards in (("forward", False), ("backward", True)):
         lm, cls = preset("tiny", "pretrain"), preset("tiny", "classify")
-        lm.train = dataclasses.replace(lm.train, max_steps=size["pair_steps"], backwards=backwards,
-                                       precision=precision)
-        cls.train = dataclasses.replace(cls.train, max_steps=size["pair_steps"], backwards=backwards,
-                                        precision=precision, class_weights=True)
+        lm.train = dataclasses.replace(lm.train, backwards=backwards)
+        lm.run = dataclasses.replace(lm.run, max_steps=size["pair_steps"], precision=precision)
+        cls.train = dataclasses.replace(cls.train, backwards=backwards, class_weights=True)
+        cls.run = dataclasses.replace(cls.run, max_steps=size["pair_steps"], precision=precision)
         pretrain(lm, lm_data, work / f"lm-{way}", tokenizer_dir=work / "lm-forward" if backwards else None,
                  force=True, rt=rt)
         result = classify(cls, work / f"lm-{way}", cls_data, work / f"cls-{way}", force=True, rt=rt)

@@ -100,7 +100,7 @@ def main() -> None:
                                       overrides + ["strategy=full", f"epochs={args.sentence_epochs}",
                                                                   "max_minutes=45"])
     rt_config = apply_overrides(preset("small", "classify"), overrides + ["epochs=10"])
-    rt_test = labelled_splits(DataSpec(dataset="rt_polarity"), rt_config.train.seed,
+    rt_test = labelled_splits(DataSpec(dataset="rt_polarity"), rt_config.run.seed,
                               rt_config.train.valid_frac)["test"]
     rows, rt_dirs = [], []
     for source in args.sources:

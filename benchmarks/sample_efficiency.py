@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     config = apply_overrides(preset(args.preset, "classify"), args.overrides)
-    splits = labelled_splits(DataSpec(dataset=args.dataset), config.train.seed, config.train.valid_frac)
+    splits = labelled_splits(DataSpec(dataset=args.dataset), config.run.seed, config.train.valid_frac)
     sources = {"ulmfit": (args.lm, False)}
     if args.classifier:
         sources["from-classifier"] = (args.classifier, True)

@@ -49,7 +49,7 @@ def ship(run_dir: Path, name: str, command: str, wall_minutes: float, cpu: str, 
                   "corpus": meta.get("corpus"),
                   "hardware": cpu, "wall_minutes": wall_minutes, "steps": steps, "tokens_seen": tokens,
                   "valid_ppl_token": last.get("valid_ppl"), "valid_ppl_word": last.get("valid_ppl_word"),
-                  "precision": cfg.precision, "shipped": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+                  "precision": config.run.precision, "shipped": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
                   "wikitext2": wt2}
     meta["shipped"] = provenance
     ckpt.write_json(out / ckpt.CONFIG_FILE, meta)
@@ -65,7 +65,7 @@ An AWD-LSTM language model pretrained by ulmfit itself (ULMFiT §3.1), shipped s
   (every document but the 105 validation articles).
 - Command: `{command}`
 - Commit: {commit}
-- Hardware: {cpu}; precision {cfg.precision}; wall time {wall_minutes:g} minutes (tokenizer training and encoding
+- Hardware: {cpu}; precision {config.run.precision}; wall time {wall_minutes:g} minutes (tokenizer training and encoding
   included).
 - Training: {steps:,} optimiser steps of {cfg.batch_size} x {cfg.bptt} tokens = {tokens:,} tokens seen (of
   {corpus_tokens} in the corpus); STLR peak LR {cfg.lr:g}, dropout scale

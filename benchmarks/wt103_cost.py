@@ -79,9 +79,9 @@ def history(run_dir: Path) -> list[dict]:
 
 def lm_cost(lm_dir, texts, valid, work, steps, threads) -> dict:
     cfg = preset("paper", "finetune")
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision="fp32", max_steps=steps,
-                                                             epochs=1 if steps == 0 else cfg.train.epochs,
-                                                             threads=threads, eval_tokens=20000))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1 if steps == 0 else cfg.train.epochs),
+                              run=dataclasses.replace(cfg.run, precision="fp32", max_steps=steps, threads=threads,
+                                                      eval_tokens=20000))
     start = time.perf_counter()
     result = finetune(cfg, lm_dir, DataSpec.from_texts(train=texts, valid=valid), work / "ft", force=True)
     wall = time.perf_counter() - start
@@ -99,8 +99,8 @@ def lm_cost(lm_dir, texts, valid, work, steps, threads) -> dict:
 
 def classifier_cost(ft_dir, texts, labels, valid, work, steps, threads) -> dict:
     cfg = preset("paper", "classify")
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision="fp32", max_steps=steps,
-                                                             threads=threads))
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, precision="fp32", max_steps=steps,
+                                                           threads=threads))
     start = time.perf_counter()
     classify(cfg, ft_dir, DataSpec.from_texts(train=(texts, labels), valid=valid), work / "cls", force=True)
     wall = time.perf_counter() - start
@@ -114,7 +114,7 @@ def classifier_cost(ft_dir, texts, labels, valid, work, steps, threads) -> dict:
     # document), the work a step does: seconds per padded token in the measured steps x an epoch's padded tokens.
     ids, offsets = load_corpus(work / "cls" / "data" / "train")
     batches = ClassificationBatches(ids, offsets, np.zeros(len(offsets) - 1, dtype=np.int64), cfg.train.batch_size,
-                                    shuffle=True, seed=cfg.train.seed)
+                                    shuffle=True, seed=cfg.run.seed)
     recipe, per_epoch, step = wall - trained, {}, 0
     for row in rows:
         padded = [len(b) * int(batches.lengths[b].max()) for b in batches.batch_indices(row["epoch"] - 1)]

@@ -187,8 +187,8 @@ class TestConfigValues:
     @pytest.mark.parametrize("setting, said", [
         ("weight_decay=-0.1", "train.weight_decay"), ("adam_beta1=1", "train.adam_beta1"),
         ("adam_beta2=-0.5", "train.adam_beta2"), ("lr_decay_per_layer=0", "train.lr_decay_per_layer"),
-        ("max_len=0", "head.max_len"), ("head_hidden=0", "head.head_hidden"), ("seed=-1", "train.seed"),
-        (f"seed={2**64}", "train.seed"), ("threads=-3", "train.threads"), ("clip=-1", "train.clip"),
+        ("max_len=0", "head.max_len"), ("head_hidden=0", "head.head_hidden"), ("seed=-1", "run.seed"),
+        (f"seed={2**64}", "run.seed"), ("threads=-3", "run.threads"), ("clip=-1", "train.clip"),
         ("ar_alpha=-1", "train.ar_alpha"), ("pad_id=-1", "model.pad_id"), ("character_coverage=0", "coverage"),
         ("max_sentences=0", "tokenizer.max_sentences"), ("min_freq=-2", "tokenizer.min_freq"),
     ])
@@ -204,7 +204,7 @@ class TestConfigValues:
 
     def test_a_huge_seed_flag(self, runs, tmp_path, capsys):
         line = one_line_error(_classify(runs, tmp_path, "--seed", str(10**30)), capsys, tmp_path, runs.pre)
-        assert "train.seed" in line
+        assert "run.seed" in line
 
     def test_valid_frac_that_leaves_nothing_to_train_on(self, runs, tmp_path, capsys):
         line = one_line_error(_classify(runs, tmp_path, "--set", "valid_frac=0.9999"), capsys, tmp_path, runs.pre)

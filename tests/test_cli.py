@@ -102,10 +102,10 @@ class TestHelp:
     def test_preset_defaults_are_stated(self, capsys, stage):
         """Flags whose default comes from the preset say so, with each preset's value; none says "None"."""
         text = _help(capsys, stage)
-        per_preset = lambda field: ", ".join(f"{n} {getattr(preset(n, stage).train, field)}"  # noqa: E731
-                                             for n in PRESET_NAMES)
-        assert f"--epochs N training epochs (default: from the preset: {per_preset('epochs')})" in text
-        assert f"(default: from the preset: {per_preset('precision')})" in text
+        per_preset = lambda section, field: ", ".join(  # noqa: E731
+            f"{n} {getattr(getattr(preset(n, stage), section), field)}" for n in PRESET_NAMES)
+        assert f"--epochs N training epochs (default: from the preset: {per_preset('train', 'epochs')})" in text
+        assert f"(default: from the preset: {per_preset('run', 'precision')})" in text
         assert "--seed N seed of every random draw (default: 0 in every preset)" in text
         assert "(default: None)" not in text and "(default: False)" not in text
 

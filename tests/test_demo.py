@@ -40,7 +40,7 @@ def test_an_overrun_is_absorbed_by_the_stages_after_it(tmp_path, monkeypatch):
 
     def fake_stage(stage, spent_s):
         def run(cfg, *args, **kwargs):
-            given[stage] = cfg.train.max_minutes
+            given[stage] = cfg.run.max_minutes
             clock.now += spent_s
             run_dir = tmp_path / stage
             run_dir.mkdir()

@@ -21,7 +21,7 @@ import torch
 
 from ulmfit.model.awd_lstm import LanguageModel
 from ulmfit.text.batching import LMBatches
-from ulmfit.config import ModelConfig, TrainConfig
+from ulmfit.config import ModelConfig, RunConfig, TrainConfig
 from ulmfit.runtime import Runtime
 from ulmfit.train.tasks import LMTask
 from ulmfit.train.loop import Stage, fit
@@ -44,7 +44,7 @@ def train_ranks(rt: Runtime, out_dir: Path | None, resume: bool = False,
     With `signal_at`, rank 1 (only) sends itself SIGTERM during that step: every rank must save and stop."""
     torch.manual_seed(0)                  # the same initial weights on every rank (DDP would broadcast rank 0's anyway)
     model = LanguageModel(ModelConfig(vocab_size=50, emb_size=8, hidden_size=12, n_layers=2, dropout_scale=0.0))
-    cfg = TrainConfig(batch_size=GLOBAL_BATCH // rt.world_size, bptt=BPTT, lr=1e-2, save_every=2)
+    cfg, run = TrainConfig(batch_size=GLOBAL_BATCH // rt.world_size, bptt=BPTT, lr=1e-2), RunConfig(save_every=2)
     ids, offsets = _corpus()
     shard = dict(rank=rt.rank, world_size=rt.world_size)
     train = LMBatches(ids, offsets, cfg.batch_size, BPTT, shuffle=True, seed=0, **shard)
@@ -62,7 +62,7 @@ def train_ranks(rt: Runtime, out_dir: Path | None, resume: bool = False,
                 os.kill(os.getpid(), signal.SIGTERM)
             return step(net, batch, carry)
         task.step = step_then_signal
-    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume)
+    history = fit(model, task, stages, cfg, run, rt, out_dir, resume=resume)
     return model.state_dict(), history
 
 
@@ -195,7 +195,7 @@ class TestBf16:
         try:
             torch.manual_seed(0)
             model = LanguageModel(dataclasses.replace(tiny_config, emb_size=16, hidden_size=32, dropout_scale=0.0))
-            cfg = TrainConfig(batch_size=4, bptt=8, lr=3e-2, schedule="constant", precision="bf16", clip=0)
+            cfg, run = TrainConfig(batch_size=4, bptt=8, lr=3e-2, schedule="constant", clip=0), RunConfig(precision="bf16")
             rt = Runtime(device=torch.device("cpu"), precision="bf16")
             ids, offsets = _corpus()
             task = LMTask(LMBatches(ids, offsets, 4, 8, shuffle=False, seed=0, variable_length=False), None, cfg, rt)
@@ -210,7 +210,7 @@ class TestBf16:
                 losses.append(result.metric.item())
                 return result
             task.step = record
-            fit(model, task, [Stage("all", 1, list(range(len(model.layer_groups()))))], cfg, rt)
+            fit(model, task, [Stage("all", 1, list(range(len(model.layer_groups()))))], cfg, run, rt)
         finally:
             torch.set_num_threads(threads)
         assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0]

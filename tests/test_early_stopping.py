@@ -3,7 +3,7 @@ epoch's weights (issue 27)."""
 import numpy as np
 import torch
 
-from ulmfit.config import TrainConfig
+from ulmfit.config import RunConfig, TrainConfig
 from ulmfit.model.awd_lstm import LanguageModel
 from ulmfit.runtime import Runtime, seed_everything
 from ulmfit.text.batching import LMBatches
@@ -30,10 +30,10 @@ def _run(tiny_config, tmp_path, losses, patience, epochs=6):
     seed_everything(0)
     rng = np.random.default_rng(0)
     ids = rng.integers(4, 50, 400).astype(np.uint16)
-    cfg = TrainConfig(batch_size=4, bptt=8, lr=1e-2, early_stopping=patience)
+    cfg, run = TrainConfig(batch_size=4, bptt=8, lr=1e-2), RunConfig(early_stopping=patience)
     task = _ScriptedLM(LMBatches(ids, np.array([0, 400]), 4, 8, shuffle=True, seed=0), None, cfg, RT, losses=losses)
     model = LanguageModel(tiny_config)
-    history = fit(model, task, [Stage("all", epochs, [0, 1, 2, 3])], cfg, RT, out_dir=tmp_path)
+    history = fit(model, task, [Stage("all", epochs, [0, 1, 2, 3])], cfg, run, RT, out_dir=tmp_path)
     return model, task, history
 
 

@@ -221,7 +221,7 @@ def test_export_refuses_sentencepiece_run(tmp_path):
     from ulmfit.pipeline import pretrain
     cfg = preset("tiny", "pretrain")
     cfg = dataclasses.replace(cfg, tokenizer=dataclasses.replace(cfg.tokenizer, vocab_size=60),
-                              train=dataclasses.replace(cfg.train, max_steps=2))
+                              run=dataclasses.replace(cfg.run, max_steps=2))
     pretrain(cfg, DataSpec.from_texts(train=["the film is great ."] * 40, valid=["a bad film ."] * 4),
              tmp_path / "sp")
     with pytest.raises(UlmfitError, match="SentencePiece tokenizer"):

@@ -111,7 +111,7 @@ def test_set_parser(settings_, stage):
         t = config.train                  # what torch is given from these values must be accepted by torch
         torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=t.lr, betas=(t.adam_beta1, t.adam_beta2),
                           weight_decay=t.weight_decay)
-        torch.Generator().manual_seed(t.seed)
+        torch.Generator().manual_seed(config.run.seed)
     assert base.to_dict() == snapshot      # the preset itself is never changed
 
 

@@ -17,11 +17,11 @@ from .validation import check_finite, check_output_dir, check_output_file, check
 def stage_config(args, stage: str):
     """Preset, then the dedicated flags, then --set overrides (type-checked)."""
     overrides = list(args.overrides)
-    for flag, name in (("epochs", "epochs"), ("max_steps", "max_steps"), ("seed", "seed"), ("threads", "threads"),
-                       ("precision", "precision"), ("strategy", "strategy")):
+    for flag, name in (("epochs", "train.epochs"), ("max_steps", "run.max_steps"), ("seed", "run.seed"),
+                       ("threads", "run.threads"), ("precision", "run.precision"), ("strategy", "train.strategy")):
         value = getattr(args, flag, None)
         if value is not None:
-            overrides.insert(0, f"train.{name}={value}")
+            overrides.insert(0, f"{name}={value}")
     for flag in ("backwards", "no_pretraining"):
         if getattr(args, flag, False):
             overrides.insert(0, f"train.{flag}=true")

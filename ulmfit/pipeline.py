@@ -58,8 +58,8 @@ def _encode(tokenizer: Tokenizer, documents: list[str], prefix: Path, desc: str,
     return load_corpus(prefix)
 
 
-def _lm_batches(ids, offsets, cfg, rt: Runtime, shuffle: bool, batch_size: int | None = None):
-    return LMBatches(ids, offsets, batch_size or cfg.batch_size, cfg.bptt, shuffle=shuffle, seed=cfg.seed,
+def _lm_batches(ids, offsets, cfg, seed: int, rt: Runtime, shuffle: bool, batch_size: int | None = None):
+    return LMBatches(ids, offsets, batch_size or cfg.batch_size, cfg.bptt, shuffle=shuffle, seed=seed,
                      backwards=cfg.backwards, variable_length=shuffle, rank=rt.rank, world_size=rt.world_size)
 
 
@@ -88,8 +88,8 @@ def _prepare(out_dir: Path, resume: bool, force: bool, rt: Runtime, protect=()) 
 
 
 def _runtime(config: StageConfig, rt: Runtime | None) -> Runtime:
-    rt = rt or setup_runtime(config.train.precision, config.train.threads)
-    seed_everything(config.train.seed + 1000 * rt.rank)          # per-rank dropout masks
+    rt = rt or setup_runtime(config.run.precision, config.run.threads)
+    seed_everything(config.run.seed + 1000 * rt.rank)          # per-rank dropout masks
     return rt
 
 
@@ -175,13 +175,14 @@ def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage
     data_dir = out_dir / "data"
     train_ids, train_off = _encode(tokenizer, docs["train"], data_dir / "train", "tokenize train", rt)
     valid_ids, valid_off = _encode(tokenizer, docs["valid"], data_dir / "valid", "tokenize valid", rt)
-    cfg = config.train
+    cfg, run = config.train, config.run
     valid_docs = docs["valid"]
-    if cfg.eval_tokens and len(valid_ids) > cfg.eval_tokens:   # the first whole documents, so words stay exact
-        k = max(1, int(np.searchsorted(valid_off, cfg.eval_tokens)))
+    if run.eval_tokens and len(valid_ids) > run.eval_tokens:   # the first whole documents, so words stay exact
+        k = max(1, int(np.searchsorted(valid_off, run.eval_tokens)))
         valid_ids, valid_off, valid_docs = valid_ids[:valid_off[k]], valid_off[:k + 1], valid_docs[:k]
-    train_batches = _lm_batches(train_ids, train_off, cfg, rt, shuffle=True)
-    valid_batches = _lm_batches(valid_ids, valid_off, cfg, rt, shuffle=False, batch_size=min(cfg.batch_size, 16))
+    train_batches = _lm_batches(train_ids, train_off, cfg, run.seed, rt, shuffle=True)
+    valid_batches = _lm_batches(valid_ids, valid_off, cfg, run.seed, rt, shuffle=False,
+                                batch_size=min(cfg.batch_size, 16))
     if len(train_batches) == 0:
         raise UlmfitError(f"the training corpus ({len(train_ids)} tokens) is too small for batch_size="
                           f"{cfg.batch_size} x bptt={cfg.bptt}")
@@ -195,7 +196,7 @@ def _train_lm(model, tokenizer, docs, config, stages, out_dir, resume, rt, stage
         ckpt_log = {"kind": "before", **before}
         if rt.is_main:
             ckpt.write_json(out_dir / "before.json", ckpt_log)
-    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc=stage_name, started=started)
+    history = fit(model, task, stages, cfg, run, rt, out_dir, resume=resume, desc=stage_name, started=started)
     if rt.is_main:
         ckpt.save_run(out_dir, model, config, stage_name, tokenizer, extra={**extra, "history": history})
         (out_dir / ckpt.RESUME_FILE).unlink(missing_ok=True)     # finished: nothing left to resume
@@ -225,10 +226,10 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     lm_dir = resolve_pretrained(lm_dir)
     meta, lm_config, state, tokenizer = ckpt.load_run(lm_dir, stages=source_stages)
     config = inherit_architecture(config, lm_config)
-    cfg = config.train
+    cfg, seed = config.train, config.run.seed
     rt = _runtime(config, rt)
     out_dir, resume = _prepare(out_dir, resume, force, rt, protect=(lm_dir,))
-    splits = labelled_splits(data, cfg.seed, cfg.valid_frac)
+    splits = labelled_splits(data, seed, cfg.valid_frac)
     label_names = label_vocabulary(splits["train"][1])
     if len(label_names) < 2:
         raise UlmfitError(f"the training labels hold a single class ({label_names[0]!r}); a classifier needs at "
@@ -240,7 +241,7 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
         model.load_encoder_state(state)
     model.to(rt.device)
     train_ids, train_off, train_y = encoded["train"]
-    train_batches = ClassificationBatches(train_ids, train_off, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed,
+    train_batches = ClassificationBatches(train_ids, train_off, train_y, cfg.batch_size, shuffle=True, seed=seed,
                                           backwards=cfg.backwards, rank=rt.rank, world_size=rt.world_size)
     valid_batches = _eval_batches(encoded["valid"], cfg)
     weights = _class_weights(train_y, len(label_names)) if cfg.class_weights else None
@@ -248,7 +249,8 @@ def classify(config: StageConfig, lm_dir: Path, data: DataSpec, out_dir: Path, r
     n_groups = len(model.layer_groups())
     names = [name for name, _ in model.layer_groups()]
     stages = stages_from_plan(names, unfreeze_plan(n_groups, cfg.strategy, cfg.epochs))
-    history = fit(model, task, stages, cfg, rt, out_dir, resume=resume, desc="classify", started=started)
+    history = fit(model, task, stages, cfg, config.run, rt, out_dir, resume=resume, desc="classify",
+                  started=started)
     result = {"stage": "classify", "out": str(out_dir), "labels": label_names, "lm_dir": str(lm_dir),
               "encoder_from": meta["stage"], "strategy": cfg.strategy, "no_pretraining": cfg.no_pretraining,
               "n_train": len(train_y), "n_valid": len(encoded["valid"][2])}
@@ -314,7 +316,7 @@ def encode_labelled(tokenizer: Tokenizer, texts: list[str], labels: list[str] | 
 
 def _eval_batches(encoded, cfg):
     ids, offsets, y = encoded
-    return ClassificationBatches(ids, offsets, y, cfg.batch_size, shuffle=False, seed=cfg.seed,
+    return ClassificationBatches(ids, offsets, y, cfg.batch_size, shuffle=False, seed=0,       # unshuffled: unused
                                  backwards=cfg.backwards)
 
 

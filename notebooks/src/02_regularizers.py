@@ -251,7 +251,7 @@ Markdown("\n".join(["| model | train loss (last epoch) | valid loss (last epoch)
 # the dropouts add noise, which can also make the *optimisation* easier, so the unregularised model may end worse on
 # train and valid alike. The cell below states what this run measured. On the full WikiText-2 corpus in a 25-minute
 # budget the model sees each token about once, where overfitting is not yet the problem; that is why the `small`
-# pretraining preset scales the dropouts down to 0.2 (`ulmfit/config.py`).
+# pretraining preset scales the dropouts down to 0.2 (`ulmfit/config/presets.py`).
 # %%
 last = {name: [r for r in read_metrics(d) if r["kind"] == "epoch"][-1] for name, d in gap_runs.items()}
 for name, r in last.items():

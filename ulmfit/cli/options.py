@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import DEFAULT_MAX_TOKENS, PRESET_NAMES, preset
+from ..config import DEFAULT_MAX_TOKENS, PRESET_NAMES, RUN_FIELDS, preset
 from ..data.registry import DATASETS          # names only: the registry imports no torch, so --help stays fast
 from ..errors import UlmfitError
 
@@ -73,8 +73,10 @@ def command(sub, name: str, summary: str, *example_lines: str) -> argparse.Argum
 
 
 def preset_default(stage: str, field: str, show=str) -> str:
-    """The help's "(default: ...)" of a flag that, when absent, leaves the preset's value of train.<field>."""
-    values = {name: str(show(getattr(preset(name, stage).train, field))) for name in PRESET_NAMES}
+    """The help's "(default: ...)" of a flag that, when absent, leaves the preset's value of `field`, in the
+    section that holds it (train or run)."""
+    section = "run" if field in RUN_FIELDS else "train"
+    values = {name: str(show(getattr(getattr(preset(name, stage), section), field))) for name in PRESET_NAMES}
     if len(set(values.values())) == 1:
         return f"(default: {values[PRESET_NAMES[0]]} in every preset)"
     return "(default: from the preset: " + ", ".join(f"{n} {v}" for n, v in values.items()) + ")"

@@ -26,7 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import RunConfig, TrainConfig
 from ..errors import UlmfitError
 from ..files import METRICS_FILE, RESUME_FILE
 from ..runtime import Runtime
@@ -76,7 +76,7 @@ def _build_optimizer(module, stage: Stage, cfg: TrainConfig, rt: Runtime):
     return build_optimizer(pg, cfg, rt.device)
 
 
-def _stage_bounds(stages: list[Stage], task, cfg: TrainConfig) -> list[int]:
+def _stage_bounds(stages: list[Stage], task, max_steps: int) -> list[int]:
     """Optimiser steps before each stage and at the end: [0, end of stage 1, ...].
 
     A `max_steps` cap below the natural length is shared out in proportion to each stage's length (at least one
@@ -87,14 +87,14 @@ def _stage_bounds(stages: list[Stage], task, cfg: TrainConfig) -> list[int]:
     for st in stages:
         lengths.append(sum(task.n_batches(epoch + e) for e in range(st.epochs)))
         epoch += st.epochs
-    if cfg.max_steps and cfg.max_steps < sum(lengths):
-        share = [int(cfg.max_steps * n / sum(lengths)) for n in lengths]
+    if max_steps and max_steps < sum(lengths):
+        share = [int(max_steps * n / sum(lengths)) for n in lengths]
         for i in range(len(share)):                 # top up empty stages from the end while steps remain
-            if share[i] == 0 and lengths[i] > 0 and sum(share) < cfg.max_steps:
+            if share[i] == 0 and lengths[i] > 0 and sum(share) < max_steps:
                 share[i] = 1
-        share[-1] += cfg.max_steps - sum(share)
+        share[-1] += max_steps - sum(share)
         if share[-1] < 0:                           # more stages than steps: the earliest stages win
-            share = [1 if i < cfg.max_steps else 0 for i in range(len(share))]
+            share = [1 if i < max_steps else 0 for i in range(len(share))]
         lengths = share
     bounds = [0]
     for n in lengths:
@@ -138,10 +138,10 @@ class _Running:
     """What one stage's batches share: the model (and its DDP wrapper), the task, the optimiser and GradScaler, the
     stage's step bounds and clock, the run's position and the carried state (the LM's hidden state)."""
 
-    def __init__(self, module, task, stage: Stage, cfg: TrainConfig, rt: Runtime, out_dir, desc: str,
-                 pos: Position, carry, bounds: tuple[int, int], budget: float, epoch_offset: int, run_start: float,
+    def __init__(self, module, task, stage: Stage, cfg: TrainConfig, settings: RunConfig, rt: Runtime, out_dir,
+                 desc: str, pos: Position, carry, bounds: tuple[int, int], budget: float, epoch_offset: int, run_start: float,
                  stop: dict, last_save: float, plan: list, stopper: EarlyStopping | None):
-        self.module, self.task, self.stage, self.cfg, self.rt = module, task, stage, cfg, rt
+        self.module, self.task, self.stage, self.cfg, self.settings, self.rt = module, task, stage, cfg, settings, rt
         self.out_dir, self.desc, self.pos, self.carry = out_dir, desc, pos, carry
         self.first, self.last = bounds
         self.budget, self.epoch_offset, self.run_start = budget, epoch_offset, run_start
@@ -180,7 +180,7 @@ def _after_step(run: _Running, progress: float) -> None:
     """Between steps: stop on a signal (saved), the periodic resume checkpoint, `eval_every`'s validation and the
     stage's time budget. Each is agreed by every rank, so the ranks stop and save at the same step."""
     pos, rt = run.pos, run.rt
-    signum, due = agreed_flags(run.stop, save_due(run.cfg, pos.step, run.last_save), rt)
+    signum, due = agreed_flags(run.stop, save_due(run.settings, pos.step, run.last_save), rt)
     pos.stage_used_s = run.clock.used()
     if signum:
         save_resume(run.out_dir, rt, run.module, run.optimizer, pos, run.carry, run.plan)
@@ -189,7 +189,7 @@ def _after_step(run: _Running, progress: float) -> None:
         save_start = time.perf_counter()
         run.last_save = save_resume(run.out_dir, rt, run.module, run.optimizer, pos, run.carry, run.plan)
         run.clock.pause(run.last_save - save_start)
-    if run.cfg.eval_every and pos.step % run.cfg.eval_every == 0:  # a finer validation curve
+    if run.settings.eval_every and pos.step % run.settings.eval_every == 0:  # a finer validation curve
         eval_start = time.perf_counter()
         _log(run.out_dir, rt, {"kind": "eval", "stage": run.stage.name, "step": pos.step,
                                "seconds": round(eval_start - run.run_start, 1), **run.task.evaluate(run.module)})
@@ -257,10 +257,11 @@ def _show(run: _Running, bar, mean_loss: float, rate: float, lr: float) -> None:
                                    "loss": mean_loss, "lr": lr})
 
 
-def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt: Runtime,
+def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, settings: RunConfig, rt: Runtime,
         out_dir: Path | None = None, resume: bool = False, desc: str = "train",
         started: float | None = None) -> list[dict]:
-    """Run `stages` of training; returns the list of per-epoch metric dicts (also appended to metrics.jsonl).
+    """Run `stages` of training, optimised as `cfg` says, under `settings`' budgets, checkpoints and early
+    stopping; returns the list of per-epoch metric dicts (also appended to metrics.jsonl).
 
     `started` (a time.perf_counter() reading) is when the whole stage began: a `max_minutes` budget counts from
     there, so what came before training (tokenizing, encoding) is charged to it and the stage keeps its word.
@@ -269,11 +270,12 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
     plan = plan_of(stages)
     if resume and out_dir is not None:
         pos, carry, opt_state = load_resume(Path(out_dir), rt, model, plan)
-    stopper = (EarlyStopping(cfg.early_stopping, task.monitor, out_dir if rt.is_main else None, pos.history)
-               if cfg.early_stopping else None)
-    bounds = _stage_bounds(stages, task, cfg)
+    stopper = (EarlyStopping(settings.early_stopping, task.monitor, out_dir if rt.is_main else None, pos.history)
+               if settings.early_stopping else None)
+    bounds = _stage_bounds(stages, task, settings.max_steps)
     run_start = time.perf_counter()
-    budget_s = max(cfg.max_minutes * 60 - (run_start - (started or run_start)), 1.0) if cfg.max_minutes else 0.0
+    budget_s = (max(settings.max_minutes * 60 - (run_start - (started or run_start)), 1.0) if settings.max_minutes
+                else 0.0)
     if rt.distributed and rt.all_sum(*bounds) != [b * rt.world_size for b in bounds]:
         raise UlmfitError(f"the {rt.world_size} processes disagree on the number of training steps (rank {rt.rank}: "
                           f"{bounds[-1]}); every rank must read the same corpus and tokenizer")
@@ -288,8 +290,8 @@ def fit(model: torch.nn.Module, task, stages: list[Stage], cfg: TrainConfig, rt:
             # the stages still to run share what is left of the budget by their steps: time a cheap stage did not
             # need (gradual unfreezing's head-only epoch runs ~3x faster per step) goes to the stages after it
             left = max(budget_s - pos.spent_s, 1.0) if budget_s else 0.0
-            run = _Running(model, task, stages[si], cfg, rt, out_dir, desc, pos, carry, (bounds[si], bounds[si + 1]),
-                           left * total / (bounds[-1] - bounds[si]), sum(s.epochs for s in stages[:si]), run_start,
+            run = _Running(model, task, stages[si], cfg, settings, rt, out_dir, desc, pos, carry,
+                           (bounds[si], bounds[si + 1]), left * total / (bounds[-1] - bounds[si]), sum(s.epochs for s in stages[:si]), run_start,
                            stop, last_save, plan, stopper)
             if opt_state is not None:                             # resumed mid-stage: the optimiser it had
                 try:                      # a checkpoint older than its "plan" field, of another plan

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import RunConfig
 from ..errors import UlmfitError
 from ..files import RESUME_FILE, load_state_checked, load_tensors, save_tensors
 from ..runtime import Runtime, rng_state, set_rng_state
@@ -46,7 +46,7 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-def save_due(cfg: TrainConfig, step: int, last_save: float) -> bool:
+def save_due(cfg: RunConfig, step: int, last_save: float) -> bool:
     """A resume checkpoint every `save_every` steps, and at least every `save_minutes` of wall time: steps alone
     would leave a slow CPU (500 `paper` steps are tens of minutes there) losing that much work to a SIGKILL."""
     by_steps = bool(cfg.save_every) and step % cfg.save_every == 0
