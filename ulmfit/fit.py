@@ -72,10 +72,7 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     left = deadline - time.perf_counter()
     n_valid, n_test = len(splits["valid"][0]), len(splits.get("test", ((),))[0])
     need = recipe.min_seconds(stats, speeds, n_valid, n_test)
-    if left < need:
-        raise UlmfitError(f"--minutes {minutes:g} is too small for this data on this machine: one step of each "
-                          f"stage, the validation passes and the report need about {math.ceil(need / 60 * 10) / 10:g} "
-                          f"minutes (measured {speeds.lm_tokens_per_s:.0f} LM tokens/s)")
+    _check_budget(minutes, left, need, speeds)
     plan = recipe.plan(stats, speeds, left, n_valid, n_test)
     print("[fit] " + "\n[fit] ".join(plan.why), flush=True)
     common = [f"seed={seed}", f"backwards={str(backwards).lower()}", f"precision={precision}",
@@ -98,9 +95,8 @@ def fit(data: DataSpec, out_dir, pretrained=None, minutes: float = DEFAULT_MINUT
     summary = {"minutes_budget": minutes, "minutes_total": round((time.perf_counter() - started) / 60, 2),
                "lm_minutes": round(lm_seconds / 60, 2), "classifier_minutes": round((time.perf_counter() - t0) / 60, 2),
                "pretrained": str(pretrained or DEFAULT_PRETRAINED[backwards]), "plan": plan.__dict__,
-               "stats": stats.__dict__, "speeds": speeds.__dict__, "lm": {k: v for k, v in lm_result.items()
-                                                                           if not isinstance(v, (list, dict))},
-               "n_unlabelled": len(extra)}
+               "stats": stats.__dict__, "speeds": speeds.__dict__, "n_unlabelled": len(extra),
+               "lm": {k: v for k, v in lm_result.items() if not isinstance(v, (list, dict))}}
     ckpt.write_json(out_dir / FIT_FILE, summary)
     _append_to_report(out_dir, summary, result)
     result.update({k: summary[k] for k in ("minutes_budget", "minutes_total", "lm_minutes", "classifier_minutes")})
@@ -135,6 +131,13 @@ def _check_minutes(minutes) -> float:
     if not math.isfinite(value) or value <= 0:
         raise UlmfitError(f"--minutes must be a positive number of minutes, got {minutes!r}")
     return value
+
+
+def _check_budget(minutes: float, left: float, need: float, speeds: recipe.Speeds) -> None:
+    if left < need:
+        raise UlmfitError(f"--minutes {minutes:g} is too small for this data on this machine: one step of each "
+                          f"stage, the validation passes and the report need about {math.ceil(need / 60 * 10) / 10:g} "
+                          f"minutes (measured {speeds.lm_tokens_per_s:.0f} LM tokens/s)")
 
 
 def _check_out(out_dir: Path, force: bool) -> None:
