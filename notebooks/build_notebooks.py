@@ -85,6 +85,28 @@ def without_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def _code(source: str) -> list[str]:
+    """A code cell's lines that run: what its outputs depend on (comment-only and blank lines aside)."""
+    return [line.rstrip() for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def with_kept_outputs(name: str) -> nbformat.NotebookNode:
+    """The notebook `build` makes, with each code cell's outputs taken from the published .ipynb: for edits of
+    prose and comments only. Raises ValueError, naming the cell, when any code changed, since
+    its outputs would then no longer be what the code prints."""
+    old = [c for c in nbformat.read(HERE / f"{name}.ipynb", as_version=4).cells if c.cell_type == "code"]
+    nb = build(name)
+    new = [c for c in nb.cells if c.cell_type == "code"]
+    if len(old) != len(new):
+        raise ValueError(f"{name}: {len(new)} code cells against {len(old)} published; re-execute it instead")
+    for k, (was, cell) in enumerate(zip(old, new)):
+        if _code(was.source) != _code(cell.source):
+            raise ValueError(f"{name}: code cell {k + 1} changed ({cell.source.splitlines()[0][:60]!r}...); "
+                             "re-execute it instead (make notebooks-publish)")
+        cell.outputs, cell.execution_count = was.outputs, was.get("execution_count")
+    return nb
+
+
 def stale(names=NOTEBOOKS) -> list[str]:
     """The notebooks whose .ipynb file, outputs aside, differs from what their source builds."""
     def current(name: str) -> bool:
@@ -98,6 +120,8 @@ def main() -> int:
     parser.add_argument("names", nargs="*", help="notebooks to build (default: all)")
     parser.add_argument("--check", action="store_true", help="only report .ipynb files that are out of date")
     parser.add_argument("--force", action="store_true", help="rebuild every named notebook, clearing its outputs")
+    parser.add_argument("--prose-only", action="store_true", help="rebuild the out-of-date notebooks keeping their "
+                        "outputs: for edits of markdown and comments only (refused when code changed)")
     args = parser.parse_args()
     names = args.names or NOTEBOOKS
     out_of_date = stale(names)
@@ -109,11 +133,19 @@ def main() -> int:
         if not args.force and name not in out_of_date:
             print(f"notebooks/{name}.ipynb is up to date (its outputs are kept)")
             continue
-        nb = build(name)
+        if args.prose_only:
+            try:
+                nb = with_kept_outputs(name)
+            except ValueError as e:
+                print(f"build_notebooks: {e}", file=sys.stderr)
+                return 1
+        else:
+            nb = build(name)
         nbformat.validate(nb)
         (HERE / f"{name}.ipynb").write_text(render(nb), encoding="utf-8")
-        print(f"wrote notebooks/{name}.ipynb ({len(nb.cells)} cells, outputs cleared: "
-              "make notebooks-publish executes it again)")
+        print(f"wrote notebooks/{name}.ipynb ({len(nb.cells)} cells, "
+              + ("outputs kept: prose only)" if args.prose_only
+                 else "outputs cleared: make notebooks-publish executes it again)"))
     return 0
 
 

@@ -42,6 +42,29 @@ def test_an_edited_cell_is_stale_whatever_its_outputs(tmp_path, monkeypatch):
     assert build_notebooks.stale(["00_overview"]) == ["00_overview"]
 
 
+def test_a_prose_rebuild_keeps_the_outputs_of_unchanged_code(tmp_path, monkeypatch):
+    """--prose-only: a published cell's outputs survive a rebuild whose code differs only in comments."""
+    monkeypatch.setattr(build_notebooks, "HERE", tmp_path)
+    nb = _published()
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.source += "\n# a comment the source no longer has"
+    (tmp_path / "00_overview.ipynb").write_text(nbformat.writes(nb), encoding="utf-8")
+    rebuilt = build_notebooks.with_kept_outputs("00_overview")
+    kept = next(c for c in rebuilt.cells if c.cell_type == "code")
+    assert kept.outputs == code.outputs and kept.source == build_notebooks.build("00_overview").cells[
+        rebuilt.cells.index(kept)].source
+
+
+def test_a_prose_rebuild_refuses_changed_code(tmp_path, monkeypatch):
+    """The outputs would no longer be what the code prints: re-execute instead."""
+    monkeypatch.setattr(build_notebooks, "HERE", tmp_path)
+    nb = _published()
+    next(c for c in nb.cells if c.cell_type == "code").source += "\nprint('edited')"
+    (tmp_path / "00_overview.ipynb").write_text(nbformat.writes(nb), encoding="utf-8")
+    with pytest.raises(ValueError, match="code cell 1 changed"):
+        build_notebooks.with_kept_outputs("00_overview")
+
+
 def test_clean_outputs_drops_progress_bars_and_volatile_metadata():
     nb = _published()
     code = next(c for c in nb.cells if c.cell_type == "code")

@@ -79,4 +79,6 @@ Markdown("\n".join(rows))
 # 1. What is trained in each of the three ULMFiT stages, and on which data?
 # 2. Which stage needs labels, and which stages can use unlabelled text?
 # 3. Which preset would you use for a test, for a CPU budget and for the published sizes?
-# 4. What does `dropout_scale` do, and why is it smaller for LM fine-tuning than for pretraining?
+# 4. What does `dropout_scale` do, and why does the `small` preset printed above scale the dropouts down more for
+#    pretraining (0.2) than for LM fine-tuning (0.3) and the classifier (0.5)? (Hint: how many epochs does each
+#    stage see on a CPU, and how much data?)

@@ -61,8 +61,8 @@ assert torch.allclose(locked(x, generator=gen()), by_hand)
 assert torch.equal(locked.eval()(x), x)                                      # identity in eval mode
 print("locked dropout matches; eval mode is the identity")
 # %% [markdown]
-# The picture shows which units of sequence 0 are silenced at each time step: whole columns for locked dropout,
-# scattered cells for ordinary dropout.
+# The picture shows which units of sequence 0 are silenced at each time step (time runs left to right, one row per
+# hidden unit): whole rows for locked dropout, scattered cells for ordinary dropout.
 # %%
 standard = nn.functional.dropout(torch.ones(T, H), p, training=True)
 fig, axes = plt.subplots(1, 2, figsize=(7, 2.6), sharey=True)
@@ -214,9 +214,11 @@ gap_runs = {name: run_once(RUNS / f"nb02-gap-{name.split()[0].lower()}", pretrai
                            apply_overrides(preset("small", "pretrain"), GAP_MODEL + extra), gap_data)
             for name, extra in GAP_VARIANTS.items()}
 # %% [markdown]
-# The curves: train loss as logged (a running mean over the last 50 steps, *with* the dropouts on for the
-# regularised model, so its train loss overstates what the same weights score without them) and the validation loss
-# at the end of each epoch.
+# The curves: train loss as logged — every 10 steps, the mean over the steps since the current epoch began (what the
+# progress bar shows), so each epoch starts a new average and the curve has a sawtooth at epoch boundaries; and
+# *with* the dropouts on for the regularised model, so its train loss overstates what the same weights score without
+# them — and the validation loss at the end of each epoch, always with the dropouts off. The two are therefore not
+# like for like: a "gap" below zero means only that dropout costs more on train than overfitting does on valid.
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
 gap_rows = []
@@ -258,7 +260,7 @@ for name, r in last.items():
     print(f"{name:<17} train {r['train_loss']:.3f}  valid {r['valid_loss']:.3f}  gap {r['valid_loss'] - r['train_loss']:+.3f}")
 lower = min(last, key=lambda n: last[n]["valid_loss"])
 print(f"lower valid loss: {lower}; smaller gap: {min(last, key=lambda n: last[n]['valid_loss'] - last[n]['train_loss'])}")
-#
+# %% [markdown]
 # ## Questions
 #
 # 1. Why does an inverted dropout mask use the value 1/(1−p) rather than 1, and what does that save at evaluation?

@@ -76,8 +76,9 @@ assert sum(p.numel() for _, ps in groups for p in ps) == sum(p.numel() for p in 
 # %% [markdown]
 # ## Parameter counts per preset
 #
-# With weight tying the embedding is counted once. The `paper` size (400 / 1152 / 3 layers, 30k vocabulary) is the
-# one ULMFiT pretrained on WikiText-103; look at how much of it is embedding.
+# With weight tying the embedding is counted once. The `paper` size (400 / 1152 / 3 layers) is the one ULMFiT
+# pretrained on WikiText-103, there over fastai's 60,000-word vocabulary (notebook 01); our `paper` preset pairs it
+# with 30,000 subword pieces, so its embedding is half that size. Look at how much of the model is embedding.
 # %%
 from IPython.display import Markdown
 

@@ -83,7 +83,9 @@ plt.show()
 # `pretrain` trains a SentencePiece tokenizer on the training articles, numericalises the corpus and trains the LM
 # (QUICK: the `tiny` model for 1,000 steps, a few minutes; full: the `small` preset, 3 epochs within a 25-minute
 # budget, of which 2 fit on 2 free cores). The run dir is
-# shared with the other notebooks. Look at the training loss and the LR from `metrics.jsonl`.
+# shared with the other notebooks. Look at the training loss and the LR from `metrics.jsonl`. The train curve
+# ("running mean" in the legend) is, at each logged step, the mean loss since that epoch began, so it resets at
+# each epoch boundary and lags the loss of the latest batches.
 # %%
 pre_dir = pretrained_lm()
 records = read_metrics(pre_dir)
