@@ -5,6 +5,7 @@ Two models: a random-weight TextClassifier for the properties IG must have on an
 ends are the real forward), and a tiny classifier pair (forward + backward) trained in seconds on synthetic texts
 in which one cue word alone decides the label, for what an explanation must find.
 """
+import dataclasses
 import json
 import random
 import sys
@@ -17,7 +18,8 @@ from ulmfit.model.classifier import TextClassifier
 from ulmfit.cli import main
 from ulmfit.config import BOS_ID, EOS_ID, PAD_ID, ModelConfig
 from ulmfit.errors import UlmfitError
-from ulmfit.analysis.explain import Explanation, attributions, integrated_gradients, plot_confusion, to_html, to_text
+from ulmfit.analysis.explain import (Explanation, attributions, integrated_gradients, plot_attributions, plot_confusion,
+                                    to_html, to_text)
 from ulmfit.predict import classifier_proba, load_classifier
 from ulmfit.analysis.metrics import top_losses
 
@@ -228,6 +230,27 @@ class TestRendering:
         expl = _explanation([" xxmaj", " an", " xxup", " nasa", " xxmaj", " un", "sight", "ly"],
                             [1.0, 2.0, 0.5, 0.25, -1.0, 1.0, 1.0, 1.0])
         assert expl.by_word() == [("An", 3.0), ("NASA", 0.75), ("Unsightly", 2.0)]
+
+
+class TestAttributionPlot:
+    def test_words_for_the_label_are_green_and_against_it_red(self, tmp_path):
+        """The PNG colours as to_html does: a word with a positive score on green, a negative one on red."""
+        image = pytest.importorskip("matplotlib.image")
+        expl = Explanation(tokens=[" good", " bad"], scores=[1.0, -1.0], label="pos", probability=0.7, delta=0.0,
+                           logit=1.0, baseline_logit=1.0, predicted="pos", steps=8)
+        pixels = image.imread(plot_attributions([expl, expl], tmp_path / "ig.png"))[..., :3]
+        red, green = pixels[..., 0], pixels[..., 1]
+        assert (green - red > 0.3).any() and (red - green > 0.3).any()
+
+    def test_long_texts_wrap(self, tmp_path):
+        """A text longer than `width` characters takes more lines, so a taller picture."""
+        image = pytest.importorskip("matplotlib.image")
+        short = Explanation(tokens=[" word"] * 5, scores=[0.1] * 5, label="a", probability=0.5, delta=0.0, logit=0.0,
+                            baseline_logit=0.0, predicted="a", steps=8)
+        long = dataclasses.replace(short, tokens=[" word"] * 60, scores=[0.1] * 60)
+        heights = [image.imread(plot_attributions([e], tmp_path / f"{n}.png", width=40)).shape[0]
+                   for n, e in (("short", short), ("long", long))]
+        assert heights[1] > heights[0]
 
 
 class TestConfusionPlot:

@@ -69,12 +69,14 @@ class TestReport:
                      "## ulmfit on valid", "## ulmfit on test", "| class | precision | recall | F1 | support |",
                      "| true \\ predicted | food | sport |", "![confusion matrix (test)](confusion_test.png)",
                      "![loss curves](loss_curves.png)", "![LR schedule](lr_schedule.png)",
-                     "## The 5 most confident mistakes (test)"):
+                     "## The 5 most confident mistakes (test)",
+                     "![attributions of the mistakes (test)](attributions_test.png)"):
             assert part in text, part
         assert text.count("   > ") == 5 and re.search(r"\w\([+-]\d", text)          # words with their scores
 
     def test_the_pictures_exist(self, run):
-        for name in ("confusion_valid.png", "confusion_test.png", "loss_curves.png", "lr_schedule.png"):
+        for name in ("confusion_valid.png", "confusion_test.png", "loss_curves.png", "lr_schedule.png",
+                     "attributions_test.png"):
             assert (run["dir"] / name).stat().st_size > 1000, name
 
     def test_baseline_numbers_are_those_of_the_saved_baseline(self, run):

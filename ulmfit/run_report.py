@@ -24,7 +24,7 @@ from .checkpoint import CONFIG_FILE, read_json, write_json
 from .errors import UlmfitError
 from .predict import TextClassifier
 from .files import atomic_write_bytes
-from .analysis.explain import attributions, plot_confusion
+from .analysis.explain import attributions, plot_attributions, plot_confusion
 from .analysis.metrics import classification_report, top_losses
 from .analysis.plots import plot_losses, plot_lr_schedule
 
@@ -207,26 +207,33 @@ def _mistakes_section(run_dir: Path, split: str, texts, y, p, labels, device, k:
     except Exception as e:  # noqa: BLE001
         model = None
         lines += [f"(attributions not computed: {type(e).__name__}: {e})", ""]
+    explained = []
     for n, m in enumerate(mistakes, 1):
         lines.append(f"{n}. true **{_md(m['true'])}**, predicted **{_md(m['predicted'])}** "
                      f"(p={m['probability']:.3f}, loss {m['loss']:.2f}, {split} row {m['index']})")
-        lines += ["", "   > " + _attributed(model, m["text"], steps, max_tokens), ""]
+        shown, expl = _attributed(model, m["text"], steps, max_tokens)
+        lines += ["", "   > " + shown, ""]
+        explained += [expl] if expl is not None else []
+    if explained:                        # the same scores in colour: GitHub renders a picture, not coloured HTML
+        lines += _picture(run_dir / f"attributions_{split}.png", f"attributions of the mistakes ({split})",
+                          lambda p: plot_attributions(explained, p))
     return lines
 
 
-def _attributed(model, text: str, steps: int, max_tokens: int) -> str:
-    """`word(+1.2) word(-0.05) ...`, or the text alone (cut to 300 characters) when no scores are computed."""
+def _attributed(model, text: str, steps: int, max_tokens: int) -> tuple[str, object]:
+    """(`word(+1.2) word(-0.05) ...`, the Explanation), or (the text alone, cut to 300 characters, None) when no
+    scores are computed."""
     plain = _md(" ".join(text.split())[:300])
     if model is None:
-        return plain
+        return plain, None
     n_tokens = len(model.tokenizer.encode_document(text))
     if n_tokens > max_tokens:
-        return f"{plain} … ({n_tokens} tokens: no scores above {max_tokens})"
+        return f"{plain} … ({n_tokens} tokens: no scores above {max_tokens})", None
     try:
         expl = attributions(model, text, steps=steps)
     except Exception as e:  # noqa: BLE001
-        return f"{plain} (attributions failed: {type(e).__name__}: {e})"
-    return " ".join(f"{_md(w)}({s:+.2g})" for w, s in expl.by_word())
+        return f"{plain} (attributions failed: {type(e).__name__}: {e})", None
+    return " ".join(f"{_md(w)}({s:+.2g})" for w, s in expl.by_word()), expl
 
 
 def _md(text) -> str:

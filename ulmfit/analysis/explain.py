@@ -220,12 +220,7 @@ def plot_confusion(matrix, label_names: list[str], path) -> Path:
     The colour is the row-normalised fraction (the recall of each true class), so a small class reads as
     clearly as a big one. matplotlib is an optional (dev) dependency, hence the import here.
     """
-    try:
-        import matplotlib  # noqa: F401
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UlmfitError("plotting needs matplotlib: pip install matplotlib") from None
+    Figure, FigureCanvasAgg = _matplotlib()
     import numpy as np
     counts = np.asarray(matrix)
     n = len(label_names)
@@ -248,3 +243,53 @@ def plot_confusion(matrix, label_names: list[str], path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return Path(path)
+
+
+def plot_attributions(explanations: list[Explanation], path, width: int = 80) -> Path:
+    """The explanations as a PNG, one block each: a header (label, p) and the words on a green (for the label) or
+    red (against) background by |score|, as `to_html` colours them. A picture, because GitHub shows a notebook's or
+    a report's images but not its coloured HTML. `width`: characters a line holds before it wraps."""
+    Figure, FigureCanvasAgg = _matplotlib()
+    blocks = []                                  # per explanation: its header, then lines of (word, score)
+    for expl in explanations:
+        lines, line, used = [], [], 0
+        for word, score in expl.by_word():
+            if line and used + len(word) + 1 > width:
+                lines.append(line)
+                line, used = [], 0
+            line.append((word, score))
+            used += len(word) + 1
+        blocks.append((f"{expl.label}  p={expl.probability:.3f}" + ("" if expl.label == expl.predicted else
+                                                                    f"  (predicted: {expl.predicted})"),
+                       lines + [line], max((abs(s) for _, s in expl.by_word()), default=0.0) or 1.0))
+    rows = sum(1 + len(lines) for _, lines, _ in blocks) + len(blocks) - 1
+    fig = Figure(figsize=(0.105 * width + 0.4, 0.3 * rows + 0.3))
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width + 2)
+    ax.set_ylim(rows + 0.5, -0.5)
+    ax.axis("off")
+    row = 0
+    for header, lines, top in blocks:
+        ax.text(1, row, header, family="monospace", weight="bold", va="center", fontsize=9)
+        for line in lines:
+            row, x = row + 1, 1
+            for word, score in line:
+                rgb = (0.0, 0.63, 0.24) if score > 0 else (0.86, 0.16, 0.16)
+                ax.text(x, row, word, family="monospace", va="center", fontsize=9,
+                        bbox={"facecolor": (*rgb, 0.8 * abs(score) / top), "edgecolor": "none", "pad": 1.5})
+                x += len(word) + 1
+        row += 2
+    fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+def _matplotlib():
+    """matplotlib's Figure and Agg canvas (not pyplot: no global backend switch, so a notebook's inline backend is
+    untouched). matplotlib is an optional (dev) dependency, hence the import here."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UlmfitError("plotting needs matplotlib: pip install matplotlib") from None
+    return Figure, FigureCanvasAgg
