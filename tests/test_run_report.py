@@ -88,12 +88,13 @@ class TestReport:
         assert f"| test | TF-IDF + LR | {accuracy:.4f} |" in (run["dir"] / "report.md").read_text()
 
     def test_config_records_the_valid_decision(self, run):
-        """config.json holds the decision: the ULMFiT weight with the best valid accuracy (ties: more ULMFiT)."""
+        """config.json holds the decision: the ULMFiT weight with the lowest valid log-loss (ties: more ULMFiT)."""
         meta = read_json(run["dir"] / CONFIG_FILE)
         acc = meta["baseline_valid_accuracy"]
         assert set(acc) == {"ulmfit", "tfidf_lr", "mean"}
-        by_weight = {float(w): a for w, a in meta["valid_accuracy_by_ulmfit_weight"].items()}
-        assert meta["ulmfit_weight"] == max(by_weight, key=lambda w: (by_weight[w], w))
+        losses = {float(w): v for w, v in meta["valid_logloss_by_ulmfit_weight"].items()}
+        assert set(losses) == {float(w) for w in meta["valid_accuracy_by_ulmfit_weight"]}
+        assert meta["ulmfit_weight"] == min(losses, key=lambda w: (losses[w], -w))
         assert meta["baseline_ensemble"] == (meta["ulmfit_weight"] < 1.0)
         assert meta["results"]["report"] == str(run["dir"] / "report.md")
 
@@ -184,6 +185,16 @@ class TestEnsembleDecision:
     def test_valid_says_no_test_says_yes(self):
         """The mirror case: the mean loses on valid and wins on test, so it is not chosen."""
         assert self._compare(self.LOSE, self.WIN)["offer"]["baseline_ensemble"] is False
+
+    def test_confidence_counts_where_accuracy_ties(self):
+        """Log-loss decides what accuracy cannot: both models right on every text, TF-IDF + LR barely and ULMFiT
+        surely, so ULMFiT alone (equal accuracy at every weight) has the lowest log-loss."""
+        sure = np.array([[.95, .05], [.95, .05], [.05, .95], [.05, .95]])
+        barely = np.array([[.55, .45], [.55, .45], [.45, .55], [.45, .55]])
+        offer = bl.ensemble_offer(self.Y, sure, barely)
+        assert set(offer["valid_accuracy_by_ulmfit_weight"].values()) == {1.0}
+        assert offer["ulmfit_weight"] == 1.0
+        assert bl.ensemble_offer(self.Y, barely, sure)["ulmfit_weight"] == 0.0     # and the mirror image
 
     def test_a_tie_is_no_gain(self):
         """A mix must beat ULMFiT alone; equalling it keeps ULMFiT alone."""

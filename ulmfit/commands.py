@@ -142,7 +142,7 @@ def _say_delivered(result: dict) -> None:
     line = f"ulmfit fit: {result['out']}: ULMFiT {acc:.2%} on validation" if acc is not None else ""
     if result.get("baseline_ensemble"):
         line += (f"; the run dir predicts with {result.get('delivered')}, which did better on validation "
-                 f"({result.get('delivered_valid_accuracy', 0):.2%}; TF-IDF + LR alone "
+                 f"(lower log-loss; accuracy {result.get('delivered_valid_accuracy', 0):.2%}; TF-IDF + LR alone "
                  f"{result.get('baseline_valid_accuracy', 0):.2%})")
     print(line + f"; {result.get('minutes_total', 0):.1f} of {result.get('minutes_budget', 0):g} minutes", flush=True)
 

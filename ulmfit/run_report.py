@@ -63,8 +63,8 @@ def _write(run_dir: Path, splits: dict, probs: dict, device, k: int, steps: int,
              + f". Encoder from the {meta.get('encoder_from', '?')} run `{_shown_path(meta.get('lm_dir'), run_dir)}`.",
              ""]
     if offer and offer["baseline_ensemble"]:           # the report leads with what the run dir answers with
-        lines += [f"**This run dir predicts with {offer['delivered']}**: it had the best validation accuracy "
-                  f"({offer['delivered_valid_accuracy']:.4f}, against ULMFiT alone's "
+        lines += [f"**This run dir predicts with {offer['delivered']}**: it had the lowest validation log-loss "
+                  f"(accuracy {offer['delivered_valid_accuracy']:.4f}, against ULMFiT alone's "
                   f"{offer['baseline_valid_accuracy']['ulmfit']:.4f}). `--no-baseline` uses ULMFiT alone.", ""]
     lines += _scores_section(scores, base_probs, base_note, offer)
     for split in ("valid", "test"):
@@ -157,9 +157,11 @@ def _scores_section(scores: dict, base_probs, base_note: str, offer: dict | None
                f"not here, ulmfit is {100 * (theirs - ours):.1f} points of accuracy behind")
     lines += [f"**Does the deep model pay off on your data?** On {split}: {verdict} (ulmfit {ours:.4f}, "
               f"{bl.NAME} {theirs:.4f}).", ""]
-    tried = ", ".join(f"{bl.delivered_name(float(w))} {a:.4f}"
+    losses = offer.get("valid_logloss_by_ulmfit_weight", {})
+    tried = ", ".join(f"{bl.delivered_name(float(w))}: log-loss {losses[w]:.4f}, accuracy {a:.4f}" if w in losses
+                      else f"{bl.delivered_name(float(w))} {a:.4f}"
                       for w, a in offer["valid_accuracy_by_ulmfit_weight"].items())
-    lines += [f"**Delivered model:** {offer['delivered']}, the best on the validation split among ({tried}); "
+    lines += [f"**Delivered model:** {offer['delivered']}, the lowest validation log-loss among ({tried}); "
               "`ulmfit predict`, `evaluate`, `serve` and `export` on this run dir answer with it "
               "(`--no-baseline`: ULMFiT alone).", ""]
     return lines
