@@ -118,18 +118,18 @@ def table(records: list[dict]) -> str:
     lms = [r for r in records if r.get("kind") == "lm"]
     fits = [r for r in records if r.get("kind") == "fit"]
     sets = sorted({r["dataset"] for r in fits})
-    lines = [f"{'variant':15} {'params':>9} {'vocab':>6} {'min':>5} {'tokens':>10} {'ppl/tok':>8} {'ppl/word':>9} | "
+    lines = [f"{'variant':15} {'params':>10} {'vocab':>6} {'min':>5} {'tokens':>10} {'ppl/tok':>8} {'ppl/word':>9} | "
              + " ".join(f"{s[:14]:>14}" for s in sets) + " | mean"]
     for lm in lms:
         accs = {r["dataset"]: r["valid_ulmfit"] for r in fits if r["variant"] == lm["variant"]}
         cells = [f"{100 * accs[s]:14.1f}" if s in accs else f"{'-':>14}" for s in sets]
         mean = f"{100 * np.mean([accs[s] for s in sets]):.1f}" if sets and all(s in accs for s in sets) else "-"
-        lines.append(f"{lm['variant']:15} {lm['params']:>9,} {lm['vocab']:>6,} {lm['pretrain_minutes']:5.1f} "
+        lines.append(f"{lm['variant']:15} {lm['params']:>10,} {lm['vocab']:>6,} {lm['pretrain_minutes']:5.1f} "
                      f"{lm['tokens_seen']:>10,} {lm['valid_ppl_token']:8.1f} {lm['valid_ppl_word']:9.1f} | "
                      + " ".join(cells) + f" | {mean}")
     tfidf = {s: next(r["valid_tfidf"] for r in fits if r["dataset"] == s) for s in sets}
     if sets:
-        lines.append(f"{'TF-IDF + LR':15} {'':>9} {'':>6} {'':>5} {'':>10} {'':>8} {'':>9} | "
+        lines.append(f"{'TF-IDF + LR':15} {'':>10} {'':>6} {'':>5} {'':>10} {'':>8} {'':>9} | "
                      + " ".join(f"{100 * tfidf[s]:14.1f}" for s in sets)
                      + f" | {100 * np.mean(list(tfidf.values())):.1f}")
     return "\n".join(lines)
