@@ -82,3 +82,42 @@ Markdown("\n".join(rows))
 # 4. What does `dropout_scale` do, and why does the `small` preset printed above scale the dropouts down more for
 #    pretraining (0.2) than for LM fine-tuning (0.3) and the classifier (0.5)? (Hint: how many epochs does each
 #    stage see on a CPU, and how much data?)
+# %% [markdown]
+# <details>
+# <summary>Answers (open after trying the questions)</summary>
+#
+# 1. Stage 1 (§3.1) trains the AWD-LSTM language model on a large general-domain corpus (WikiText-103 in the paper,
+#    also WikiText-2 here). Stage 2 (§3.2) fine-tunes that same LM on the target task's own texts, with discriminative
+#    learning rates and STLR. Stage 3 (§3.3) puts a pooling head (concat pooling) on the fine-tuned encoder and trains
+#    both on the labelled examples, unfreezing the layers gradually.
+# 2. Only stage 3 needs labels. Stages 1 and 2 learn to predict the next token, so any raw text will do: Wikipedia for
+#    stage 1, and for stage 2 the task's texts with their labels ignored (`lm_documents` also adds IMDb's unlabelled
+#    reviews). This is why ULMFiT works with few labels: most of the learning happens before stage 3.
+# 3. `tiny` for tests (and the QUICK notebooks), `small` for a CPU budget, `paper` for the published sizes. In the
+#    table, `paper` has 400-d embeddings, 1152 hidden units and 3 layers. It follows fastai's recipe, not the paper's
+#    exact settings (the paper has 1150 hidden units); the docstring of `ulmfit/config/__init__.py` lists every
+#    difference.
+# 4. `dropout_scale` (fastai's `drop_mult`) multiplies all five dropout probabilities of a stage:
+#    `ModelConfig.dropout(name)` returns the field times the scale. For `small` pretraining, for example, weight-drop
+#    is 0.2 × 0.2 = 0.04. The comment in `ulmfit/config/presets.py` gives the reason: a CPU pretraining run sees only
+#    a couple of epochs of a large corpus (3 in the table), so it underfits, and dropout noise costs more than it
+#    saves. The finetune and classify stages take more passes (4 and 5 epochs)
+#    over much smaller task data, so they can overfit. Their 0.3 and 0.5 are fastai's IMDb values, and the classifier
+#    also starts from larger base dropouts (`CLAS_DROPOUTS`).
+#
+# </details>
+# %% [markdown]
+# ## Change this and rerun
+#
+# 1. **See the dropouts a run will really use.** In the presets cell, change the last field of each row from
+#    `{c.model.dropout_scale}` to `{c.model.dropout('dropout_weight'):.3g}`, then rerun the cell. Each entry is now the
+#    preset's base weight-drop times its scale. In the `small` rows, pretraining should show 0.2 × 0.2 = 0.04, and the
+#    classifier 0.5 × 0.5 = 0.25 (its base is `CLAS_DROPOUTS`). Try the other fields too: `dropout_embed`,
+#    `dropout_input`, `dropout_hidden` and `dropout_output`.
+# 2. **Override a preset, and see what is refused.** In the same cell, import `apply_overrides` next to `preset`
+#    (`from ulmfit.config import apply_overrides, preset`). Replace `c = preset(name, stage)` with
+#    `c = apply_overrides(preset(name, stage), ["dropout_scale=2"])`, then rerun. This is what `--set dropout_scale=2`
+#    does on the command line. In the LM rows the largest base dropout is 0.25, which doubles to 0.5, so they should
+#    pass. The first classify row should stop the cell with an `UlmfitError`: the classifier's base `dropout_weight` is
+#    0.5, and 0.5 × 2 = 1.0 falls outside [0, 1). `validate` in `ulmfit/config/overrides.py` catches it before any
+#    run could start. Then try `dropout_scale=1.5`, which every stage should accept.

@@ -270,3 +270,58 @@ print(f"lower valid loss: {lower}; smaller gap: {min(last, key=lambda n: last[n]
 # 5. AR penalises the dropped outputs and TAR the raw ones. What kind of hidden state does TAR favour?
 # 6. In the gap plot, which model has the lower *train* loss, which the lower *valid* loss, and why are they not the
 #    same model?
+# %% [markdown]
+# <details>
+# <summary>Answers (open after trying the questions)</summary>
+#
+# 1. Scaling the kept entries by 1/(1−p) keeps the expected activation unchanged, since E[m_j x_j] = x_j. The mask
+#    cell shows this: with p = 0.3 its values are 0 and 1/0.7 ≈ 1.4286, and the kept share is ≈ 0.700. At
+#    evaluation every regulariser can then simply be the identity (`locked.eval()(x) == x` is asserted above). Nothing
+#    has to be rescaled by (1−p) at test time, as a mask of 1s would require.
+# 2. Each draws one mask per forward pass, but shares it over a different axis:
+#    - Locked dropout has a (B, 1, H) mask, one per (sequence, unit), reused over all T time steps of the window.
+#    - Embedding dropout has a (V, 1) mask, one per word type, reused at every position of the batch where that word
+#      occurs and over all E dimensions of its row.
+#    - Weight-drop has a (4H, H) mask, one per entry of U, reused at every time step and for every sequence of the
+#      batch.
+# 3. Dropping a row removes the word type itself: every occurrence in the batch vanishes (word 3 occurs 4 times
+#    above, and the dropped types 1, 3 and 5 are zero at every position), so the model must predict from the context
+#    rather than from that word (AWD-LSTM §4.3). A fresh draw per looked-up vector would drop only some occurrences,
+#    like ordinary dropout on the inputs. The code does multiply the looked-up vectors, but by `row_mask[tokens]`, one
+#    number per type. That equals masking the rows of E, in O(B·T·E) instead of O(V·E).
+# 4. The entries where the mask M is 0. The forward uses Ũ = M ⊙ U, so ∂L/∂U = M ⊙ ∂L/∂Ũ. The same M serves every
+#    time step, so a dropped entry takes part in no step, and its gradient, summed over the window, is exactly zero.
+#    The cell shows 0.50 of U dropped (`weight_p=0.5`), all with a zero gradient. It also asserts that more than 90% of
+#    the kept entries do get a nonzero one.
+# 5. TAR penalises the step h_t − h_{t−1} of the raw last-layer output, so it favours slowly changing hidden states.
+#    The cell shows it: the independent random sequence has TAR 2.320, while its running mean, which moves slowly,
+#    has 0.111. AR instead keeps the (dropped) activations small (AWD-LSTM §4.6).
+# 6. The unregularised model (`none`) ends with the lower train loss, 3.342 against 3.375. The AWD-regularised model
+#    ends with the lower valid loss, 4.245 against 4.343 (valid perplexity per piece 70 against 77). They differ
+#    because the logged train loss is the cross-entropy with the dropouts on, which makes every training step harder
+#    for the regularised model. The unregularised model fits its training slice more closely but generalises worse:
+#    its gap is +1.001 against +0.870, and from epoch 15 on its valid loss stays at about 4.34 while its train loss
+#    keeps falling.
+#
+# </details>
+# %% [markdown]
+# ## Change this and rerun
+#
+# 1. **A stronger mask.** In the mask cell, change `p = 0.3` to `p = 0.7`, then rerun that cell through the picture
+#    cell. Each of them reads `p`, and the asserts still hold, since both sides use the same generator. The printed
+#    values should become 0 and 1/0.3 ≈ 3.33, with a kept share near 0.3. The locked-dropout picture should show
+#    mostly black rows. The mean of each unit stays the same; only its noise grows.
+# 2. **Same tokens, fewer epochs.** In the gap cell, change the full-mode `(30_000, 20)` in
+#    `n_words, n_epochs = ...` to `(300_000, 2)`: ten times the words, a tenth of the epochs, about the same number
+#    of steps. First delete the finished runs `runs/full/nb02-gap-awd` and `runs/full/nb02-gap-none`, next to the
+#    notebooks (in QUICK mode, under `runs/quick/`). Otherwise `run_once` reuses them and nothing changes. Then rerun
+#    the gap cell and the two code cells after it. Theory predicts that the gap stays small (or below zero, as in the
+#    plot's first epochs) for both models, because each token is seen only twice and there is little to overfit. The
+#    regularised model's advantage on valid should then shrink or reverse. This is the argument behind the `small`
+#    pretraining preset's `dropout_scale` of 0.2 (`ulmfit/config/presets.py`).
+# 3. **One regulariser family at a time.** Add a third entry to `GAP_VARIANTS`, for example
+#    `"dropout only": ["dropout_scale=1.0", "ar_alpha=0", "tar_beta=0"]`. Its run goes to `runs/.../nb02-gap-dropout`,
+#    named from the first word of its name. In the plotting cell, add a third colour to `("C2", "C3")`: `zip` stops
+#    at the shorter argument and would silently leave the new run out. If the dropouts carry most of the effect, its
+#    valid curve should lie close to the AWD model's. If AR/TAR matter too, it should lie between the two existing
+#    curves.

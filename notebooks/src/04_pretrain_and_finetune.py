@@ -132,7 +132,24 @@ plt.show()
 # %% [markdown]
 # Fine-tuning adapts the general-domain LM to the headlines' vocabulary and style: the perplexity on held-out
 # headlines drops markedly.
+# %% [markdown]
+# ## Perplexity per token and per word
 #
+# Perplexity is exp(mean negative log-likelihood): the number of equally likely choices the model is as unsure as.
+# *Per token* averages over the tokenizer's pieces, so it depends on the tokenizer: a vocabulary that cuts words
+# into more pieces makes each piece easier to guess (the second half of "clickb|ait" is nearly certain) and lowers
+# the per-token figure without the model knowing more. *Per word* spreads the same total NLL over the words instead,
+#
+# $$\mathrm{ppl}_{\text{word}} = \exp\Big(\frac{\text{total NLL}}{\#\text{words}}\Big)
+#   = \mathrm{ppl}_{\text{token}}^{\;\#\text{tokens} / \#\text{words}},$$
+#
+# a unit every LM on the same text shares, whatever its vocabulary (AWD-LSTM's 65.8 is per WikiText word).
+# The exponent is what makes per-word figures explode on text the tokenizer was not trained on. In the run above,
+# the WikiText-2 tokenizer needs 61,227 tokens for the 25,815 words of the held-out headlines, 2.37 pieces a word
+# (on WikiText-2 itself 313,044 / 217,646 = 1.44), so the pretrained LM's 172.2 per token before fine-tuning is
+# 172.2^2.37 ≈ 2.0 × 10^5 per word, the `2.01e+05` printed above, and after fine-tuning 29.1^2.37 ≈ 2,960 (printed:
+# 2,965). Compare per-word figures across tokenizers, per-token ones only between LMs that share one.
+# %% [markdown]
 # ## What fine-tuning does to the LM's text
 #
 # The same prompts, sampled from the pretrained LM and from the fine-tuned one (`ulmfit.predict.generate`,
@@ -204,3 +221,61 @@ print(f"lowest perplexity: {best} ({table6[best]:.1f}); plain Full: {table6['Ful
 # 5. What does `before.json` hold, and why is it measured before any fine-tuning step?
 # 6. In the small Table 6, how much of the perplexity drop comes from fine-tuning at all, and how much from the
 #    choice of schedule?
+# %% [markdown]
+# <details>
+# <summary>Answers (open after trying the questions)</summary>
+#
+# 1. `slanted_triangular_lr` sets cut = ⌊T · cut_frac⌋ = ⌊1000 × 0.1⌋ = 100, so STLR peaks at step 100 (at
+#    η_max = 1e-2 in the plot). At step 0, p = 0 and η = η_max/32 = 1e-2/32 ≈ 3.1e-4; at step 1,000,
+#    p = 1 − 900/900 = 0, so it is back at η_max/32 ≈ 3.1e-4. (The code divides the decay by T − cut, which here
+#    equals eq. 3's cut · (1/cut_frac − 1) = 100 × 9 = 900 because 1,000 × 0.1 is a whole number.)
+# 2. §3.2: the model should *"quickly converge to a suitable region of the parameter space in the beginning of
+#    training and then refine its parameters"*. The short rise starts at η_max/32, so the first updates of the
+#    pretrained weights are small, yet reaches the large LR after only 10% of the steps; the long linear decay then
+#    spends the other 90% taking ever smaller steps to settle. The other way round (slow rise, fast fall) would
+#    spend most of the budget on large exploratory steps and leave few steps to refine.
+# 3. Because the decoder is tied to the embedding: one matrix is both the input embedding (bottom) and the output
+#    softmax layer (top), and `LanguageModel.layer_groups()` puts it in the top group, as fastai does. As the
+#    output layer it must adapt most to the target texts' token distribution, so it gets η^L (lr 3.00e-03,
+#    lr_scale 1.000 in the printout) and is the group `freeze_first_epoch` trains alone. The classifier has no
+#    decoder, and `TextClassifier.layer_groups()` puts its embedding in the bottom group instead.
+# 4. Each group down divides by 2.6, so the lowest of three LSTM groups runs 2.6³ = 17.6× below the top one: the
+#    `small` preset that trained this notebook's LMs has 3 LSTM layers, so its lstm_0 gets 2e-3 / 17.6 ≈ 1.1e-4.
+#    The plotted `tiny` LM has only two LSTM groups: its lstm_0 prints lr_scale 0.148 = 1/2.6² = 1/6.76
+#    (3.00e-03 → 4.44e-04).
+# 5. The pretrained LM's validation loss and perplexities on the held-out clickbait headlines (valid_loss 5.149,
+#    valid_ppl 172.2 per token, valid_ppl_word 2.01e+05 in the summary), computed by `_train_lm` with
+#    `measure_before=True` before `fit` takes its first step. It is the "no fine-tuning" reference that the after
+#    value (29.1) and the first row of the small Table 6 are read against, and it can only be measured while the
+#    weights are still the pretrained ones, which is also why a resumed run does not measure it again.
+# 6. Fine-tuning at all does almost all of it: even the worst variant goes from 172.2 to 52.2, a drop of 120.0,
+#    while the three schedules differ by 52.2 − 34.1 = 18.1. The order is the reverse of the paper's: after 60
+#    steps plain Full (constant LR) is lowest (34.1), then Full + discr (42.5), then Full + discr + stlr (52.2),
+#    which is what larger average steps buy in a short run. Table 6's claim is about the *classifier's* error after
+#    fine-tuning to convergence, which one seed of 60 steps per variant cannot test; this notebook's main run
+#    (discr + STLR with `freeze_first_epoch`, 393 steps) reached 29.1.
+#
+# </details>
+# %% [markdown]
+# ## Change this and rerun
+#
+# 1. **The shape of STLR** (no training; seconds). In the first code cell of "The schedules are functions of the
+#    step", give the STLR call other settings: `slanted_triangular_lr(s, total, 1e-2, cut_frac=0.5)`, then
+#    `ratio=4` instead. Rerun that cell. With `cut_frac=0.5` the peak moves to step ⌊1000 × 0.5⌋ = 500 and the
+#    slant becomes a symmetric triangle that spends half the budget climbing, the opposite of §3.2's short warm-up;
+#    with `ratio=4` the curve starts and ends at η_max/4 instead of η_max/32, so the first and last steps are far
+#    larger.
+# 2. **The discriminative factor** (no training). In the per-group cell (`cfg = preset("tiny", "finetune")`),
+#    replace `cfg.train.lr_decay_per_layer` in the `discriminative_lrs(...)` call by `1.0`, then by `4.0`, and
+#    rerun it. With 1.0 every group prints lr_scale 1.000 and the curves coincide (one LR for all layers, Table 6's
+#    "Full"); with 4.0 lstm_1 gets 1/4 = 0.250 and lstm_0 1/16 = 0.0625, so the lowest layer barely moves: the
+#    stronger the factor, the more of the pretrained lower layers is kept, and the less they can adapt.
+# 3. **The small Table 6 over longer runs** (training: each 60-step run took 41-47 s, so about 3.5-4 minutes each
+#    at 300 steps). In the Table 6 cell change `cap = ["max_steps=60", "max_minutes=0"]` to `"max_steps=300"`.
+#    `run_once` reuses a finished run dir whatever its config, so first delete `runs/full/nb04-table6-full`,
+#    `runs/full/nb04-table6-full-discr` and `runs/full/nb04-table6-full-discr-stlr` (`runs/quick/…` in QUICK mode),
+#    then rerun that cell, the bar chart and the "lowest perplexity" cell. Look at whether the gaps between the
+#    variants shrink as each gets nearer convergence, and whether the constant LR keeps its lead: it never lowers
+#    its step size, so theory says it should stop improving (or start to overfit the small headline corpus)
+#    earlier, while STLR's decay lets it settle. Perplexity is still not Table 6's measure, which is the classifier
+#    trained on each LM.

@@ -182,3 +182,52 @@ for text in headlines[:2]:
 # 3. In BPT3C, which chunks of a long document run without a graph, and what bounds the memory the classifier needs?
 # 4. Under gradual unfreezing with 5 groups, which groups train in epoch 3?
 # 5. What does the integrated-gradients `delta` measure, and what value would a perfect integration give?
+# %% [markdown]
+# <details>
+# <summary>Answers (open after trying the questions)</summary>
+#
+# 1. h_c = [h_T, maxpool(H), meanpool(H)] (eq. 4; `masked_concat_pool`): the last LSTM layer's output at the
+#    document's last real token, and the element-wise max and mean of that layer's outputs over its real tokens.
+#    Each part has E dimensions, so a 400-d last layer gives 3 × 400 = 1,200, the head's input size
+#    (`PoolingHead(3 * emb_size, …)`); the toy E = 4 above printed pooled (3, 12).
+# 2. Right padding puts the pads after the real tokens. Unmasked, "last" would be the output at the batch's final
+#    pad position (the state after reading pads) instead of h_T, a padding output could win the max (in the demo,
+#    filled with 100.0, it would win every dimension of the two shorter documents), and the mean would divide by
+#    T instead of n and be pulled towards the padding. Each document's vector would then depend on the longest
+#    document in its batch; the asserts check that the masked version gives each document what it gets alone.
+# 3. `encode_in_chunks` keeps the graph from grad_from = the earliest pooling window in the batch,
+#    min over b of max(0, n_b − max_len), rounded down to a multiple of `bptt`; every chunk that starts before it
+#    runs under `no_grad` and only carries (h, c) forward. In the demo the windows start at 23 − 6 = 17,
+#    18 − 6 = 12 and 16 − 6 = 10, so the chunks at positions 0-4 and 5-9 run without a graph, matching the printed
+#    kept outputs (3, 13, 32) for positions 10..22. Activation memory grows with the kept span T − grad_from, at
+#    most max_len + (bptt − 1) + the spread of lengths in the batch (small, since batches are bucketed by length),
+#    not with the document length.
+# 4. `unfreeze_plan(5, "gradual", n)` trains groups range(max(0, 4 − e), 5) in epoch e + 1, so epoch 3 (e = 2)
+#    trains groups 2-4: lstm_1, lstm_2 and the head, with the embedding and lstm_0 still frozen. The classifier run
+#    above shows the same: "epoch 3 stage lstm_1..head".
+# 5. `delta` = (sum of the token scores) − (F(x) − F(x')), with F the predicted class's logit and x' the blank
+#    document: how far the finite trapezoid sum over `steps` + 1 path points misses the completeness identity.
+#    A perfect (exact) integration gives 0. The printed gaps at steps=32 are −0.341 and +0.115; the token scores
+#    in the HTML (the hover titles) sum to 10.76 and −0.55, so the logit changes were about 10.76 + 0.341 ≈ 11.10
+#    and −0.55 − 0.115 ≈ −0.67, a gap of about 3% of the first change but about 17% of the second.
+#
+# </details>
+# %% [markdown]
+# ## Change this and rerun
+#
+# 1. **Integration steps** (no training; seconds). In the integrated-gradients cell change `steps=32` in
+#    `explain.attributions(model, text, steps=32)` to `steps=8`, then `steps=128`, and rerun only that cell. Look
+#    at the printed completeness gap: the trapezoid rule's error shrinks as 1/m² for a smooth path, so 4× the
+#    steps should cut |delta| several-fold; the network's ReLU, max-pooling and BatchNorm put kinks along the path,
+#    so expect a less regular decrease. Once the gap is small, the colours should hardly change.
+# 2. **The BPT3C window** (no training). In the BPT3C cell change `bptt, max_len = 5, 6` to `5, 12`, then to
+#    `4, 6`, and rerun it. By `encode_in_chunks`' rule, with max_len 12 the windows start at 11, 6 and 4, so
+#    grad_from = 4 // 5 × 5 = 0: no grey chunk is left and all 23 positions keep their graph; with bptt 4,
+#    grad_from = 10 // 4 × 4 = 8, so positions 8-9 keep a graph without being pooled. What is kept follows
+#    max_len and the chunk boundaries, not the document length.
+# 3. **Too few epochs for the plan** (no training). In the `unfreeze_plan` cell change the last argument of
+#    `unfreeze_plan(len(group_names), strategy, 6)` from 6 to 3 (leave the grid's 6 columns; the last three stay
+#    white) and rerun it. Gradual unfreezing then never thaws lstm_0 or the embedding (the docstring: with fewer
+#    epochs than groups the lowest groups never thaw), and chain-thaw keeps its final all-groups epoch by dropping
+#    single-group stages. This is why the classifier above needs its 5 epochs for 5 groups: only in epoch 5 does
+#    the embedding train.

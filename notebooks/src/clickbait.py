@@ -130,7 +130,7 @@ plt.show()
 # accuracy moves per epoch (gradual unfreezing thaws one more group each epoch, "frozen" never does). The ranking
 # depends on scale: in QUICK mode the "pretrained" LM is a 70k-parameter model trained for a few minutes, so
 # pretraining has little to give and a well-tuned n-gram model is hard to beat on headlines, whose style markers
-# ("You", numbers, "This", Title Case) are lexical. The paper-style result needs the `small` preset (full mode) or
+# ("You", numbers, "This") are lexical. The paper-style result needs the `small` preset (full mode) or
 # `make demo`. The cell below states the ranking this run actually produced.
 # %%
 ranking = sorted(order, key=lambda name: -results[name]["test_accuracy"])
@@ -247,3 +247,52 @@ for text in ["This Dog Saw Snow For The First Time And His Reaction Is Priceless
 # 2. Why does the "no pretraining" classifier gain most, relative to the others, as the number of labels grows?
 # 3. Which features of a headline can TF-IDF + logistic regression use, and which can it not?
 # 4. Why are the error bars in the labels plot widest at the smallest sample?
+# %% [markdown]
+# <details>
+# <summary>Answers (open after trying the questions)</summary>
+#
+# 1. "gradual", "full" and "frozen" use the same fine-tuned LM (`ft_dir`), data, preset and budget and differ only
+#    in `strategy`, i.e. in `unfreeze_plan` (§3.3). "no pretraining" (`strategy=full`, `no_pretraining=true`)
+#    skips `load_encoder_state`, so its encoder starts from random weights and nothing learnt is transferred; it
+#    keeps only the LM's SentencePiece tokenizer, trained on WikiText-2 (a vocabulary, not learnt features). Test
+#    accuracy: gradual 0.9909, full 0.9911, frozen 0.9817, no pretraining 0.9720.
+# 2. In the labels study, from 50 to 500 labels its mean test accuracy rises from 72.1% to 92.7% (+20.6 points),
+#    against +12.1 for ULMFiT (85.3% → 97.4%) and +11.6 for TF-IDF (82.2% → 93.8%). From random weights the labels
+#    have to teach it the embeddings, the LSTM's features and the task at once, so every extra label still teaches
+#    it a lot; ULMFiT's encoder already holds English and the headlines' style from pretraining and LM fine-tuning,
+#    so it starts nearer its floor and has less left to gain. Its gap to ULMFiT shrinks from 13.2 points at 50 to
+#    4.7 at 500 and 1.9 on all 23,040 labels (99.1% vs 97.2%, a different setup: 5 epochs, 6,400 test headlines),
+#    the shape of ULMFiT's Figure 3.
+# 3. It can use which words and adjacent word pairs occur (tokens of two or more word characters, sklearn's
+#    default pattern, so "17" and "you" count but a lone "a" or "7" does not) and character 2-5-grams within word
+#    boundaries, punctuation such as "?" included, each weighted by TF-IDF; a term must occur in at least two
+#    training headlines (`min_df=2`). It cannot use word order beyond adjacent pairs, or what a word it has not
+#    seen in the training headlines means (no pretraining; only shared character n-grams carry over). Nor can it
+#    see letter case: TfidfVectorizer lowercases by default, so Title Case against sentence case, plain in the
+#    printed examples, is invisible to this baseline (the ULMFiT tokenizer keeps it as `xxmaj` markers).
+# 4. Each seed draws a different class-balanced sample (`balanced_sample(train_labels, n, seed)`) and, for the two
+#    networks, a different initialisation and batch order; with 25 headlines per class, which ones are drawn
+#    matters far more than with 250, and a network trained on 50 examples is less stable. The 1,000 test headlines
+#    are the same for every run, so the spread comes from the training side. The bars span the min and max of the
+#    3 seeds: from scratch, 55.7-81.5% accuracy at 50 labels (std 11.6 points) against 91.4-94.4% at 500 (std 1.2);
+#    ULMFiT 82.6-88.9% (2.6) against 96.9-98.1% (0.5).
+#
+# </details>
+# %% [markdown]
+# ## Change this and rerun
+#
+# 1. **More labels in the Figure 3 study** (training: 6 more classifier runs of at most 3 minutes each, plus
+#    TF-IDF). In the labels cell, in the line that sets `SIZES, SEEDS`, change the full-mode sizes `(50, 500)` to
+#    `(50, 500, 2000)`, and rerun that cell and the plot cell after it; the runs for 50 and 500 are reused
+#    (their folders are named by size and seed), only 2,000 trains. Look at the gap between ULMFiT and "from
+#    scratch": Figure 3 says it should keep narrowing and the curves flatten, with ULMFiT's advantage largest when
+#    labels are scarcest, and the error bars should shrink further. With 2,000 labels the 3-minute classify cap may
+#    cut the 8 epochs short (the LR schedule follows the clock), so that point compares the models at equal time.
+# 2. **Chain-thaw** (training: one classifier run, about 3 minutes). Add `"chain-thaw": ["strategy=chain-thaw"]`
+#    to `VARIANTS`, and `"chain-thaw"` to `order` in the comparison cell so that it enters the table, the charts
+#    and the ranking; rerun from the `VARIANTS` cell on. With 5 epochs and 5 groups `unfreeze_plan` gives head,
+#    embedding, lstm_0, lstm_1, then all groups (lstm_2 never trains alone). Look at its validation curve against
+#    gradual's: the first epoch is the same stage (the head alone), then chain-thaw trains each lower group alone
+#    under a frozen head, where gradual unfreezing (§3.3) keeps every thawed group training as the next one thaws.
+#    Expect a small difference at best: the transferred variants here sit within a point of each other (full and
+#    gradual 0.02 points apart), and with one seed each a difference of a tenth of a point is within noise.

@@ -214,6 +214,17 @@ if "backward" in lm_dirs:
     print("[backward LM, text that ends with 'a waste of time.'] ->",
           generate(backward_lm, "a waste of time.", n_words=30, temperature=0.6, seed=0))
 # %% [markdown]
+# ### A note on generated text and its misuse
+#
+# The samples above are draws from the LM's next-piece distribution, sharpened by the temperature and cut to the 40
+# likeliest pieces: statistically plausible continuations of the prompt, not statements of anyone's opinion and not
+# facts. A language model fine-tuned on reviews writes fake reviews as readily as it completes a sentence, and
+# generated reviews posted as if people wrote them (astroturfing, fake product and film ratings) are a documented
+# misuse of exactly this kind of model. It also reproduces what is in its training text, offensive language and
+# stereotypes included: IMDb reviews and Wikipedia both hold some. So label generated text as generated, never use
+# it as evidence or as training data for the classifier without saying so, and keep in mind that the classifier of
+# this notebook scores sentiment, not whether a human wrote the review.
+# %% [markdown]
 # ## Questions
 #
 # 1. How does the backward LM see a document, and what does it share with the forward LM?
@@ -221,3 +232,58 @@ if "backward" in lm_dirs:
 # 3. Which three differences of scale separate this notebook's full-mode run from the paper's 4.6% error?
 # 4. Why is TF-IDF on the same reviews a fairer yardstick for this notebook's number than the paper's figure?
 # 5. Why might a classifier trained on 250-word reviews lean to one label on single neutral sentences?
+# %% [markdown]
+# <details>
+# <summary>Answers (open after trying the questions)</summary>
+#
+# 1. With `backwards=true` the LM batches read the whole token stream from its end (`LMBatches` maps position p to
+#    n_tokens − 1 − p), so the backward LM predicts each token from the ones that follow it; its classifier reverses
+#    each document before padding. It shares the forward LM's SentencePiece tokenizer (`pretrained_lm(backwards=True)`
+#    passes `tokenizer_dir=forward`), its preset and so its architecture, and the same corpora, but has its own
+#    weights from its own pretraining and fine-tuning. This full-mode run did not train it (`BACKWARD` unset): only
+#    the forward rows were printed.
+# 2. It loads each run dir with `load_classifier`, gets its class probabilities with `classifier_proba` (a backward
+#    dir's config makes the batches reverse the texts), checks that the label names agree, and returns the plain
+#    unweighted mean of the probabilities; the prediction is the argmax of that mean (§3.3 averages the two
+#    classifiers' predictions). With its default `baseline=True` each dir contributes what it delivers, i.e. its
+#    mix with its own TF-IDF + LR where that run's config.json chose one on validation; the outputs here do not
+#    show whether the forward run did. Here only one dir was given, so the "ensemble" is that classifier alone.
+# 3. Pretraining: the paper's LM (400-d embeddings, 1,150 hidden units, 3 layers, 60,000 words) saw
+#    WikiText-103's 103M tokens for many epochs, ours 25 minutes (2 epochs) of WikiText-2, 3.1M sub-word tokens
+#    (notebook 04). LM fine-tuning: all 100k IMDb reviews against 1,000 reviews for 4 minutes (398.6 → 88.9
+#    perplexity per token). Labels: 25,000 against 1,000 for 5 minutes; in addition 4.6% is a forward + backward
+#    ensemble on all 25,000 test reviews, and 34.40% one forward model on 1,000 of them. The same `small` recipe on
+#    the whole of IMDb reached 8.69% (the CPU row), so data and training time, not the method, account for most of
+#    the gap.
+# 4. The TF-IDF row is fit on exactly the same 1,000 training reviews and scored on the same 1,000 test reviews, so
+#    the only difference is the method; against the paper's figure, data, compute, model size, ensembling and test
+#    set all differ at once. Here it says TF-IDF + LR is ahead by 18.80 points (15.60% vs 34.40%), while the
+#    whole-IMDb CPU rows show the same recipe ahead of TF-IDF once it gets hours (8.69% vs 9.64%).
+# 5. Its training inputs were whole reviews (median 169 words in this slice, pooled over up to 1,400 tokens), so the
+#    concat-pooled vector of a ten-word sentence — a max over few tokens, a noisy mean — lies outside what the head
+#    and its BatchNorm saw, and the head's answer there is set by where that region happens to fall, not by evidence.
+#    A neutral sentence also holds no sentiment cue, and a two-class softmax cannot say "neither"; plot sentences
+#    occur in reviews of both labels, so which way they tip depends on incidental correlations in 1,000 training
+#    reviews. The printout shows this run's lean: "Bromwell High is a cartoon comedy." gets p(pos) = 0.95, and the
+#    negative review's plot sentence "He pushes it in someone's face…" gets p(own label) = 0.06, i.e. p(pos) = 0.94.
+#
+# </details>
+# %% [markdown]
+# ## Change this and rerun
+#
+# 1. **The agreement filter** (no training; seconds). In the distant-supervision cell change the `0.7` in
+#    `'keep' if p >= 0.7 else 'drop'` to `0.9`, then `0.5`, and rerun only that cell. Look at how many sentences
+#    are kept and from which review: a stricter filter keeps fewer, cleaner labels, but it keeps what the review
+#    classifier already believes, so with a classifier that leans to "pos" the kept set becomes more one-sided (at
+#    0.9, of the printed values, the positive review's 0.95, 0.97 and 0.96 and the negative review's 0.90, which is
+#    borderline because the printout rounds); at 0.5 the filter only drops the sentences it reads the other way.
+# 2. **Sampling temperature** (no training; seconds). In the generation cell change `temperature=0.6` in the
+#    `generate(lm, prompt, ...)` call to `0.2`, then `1.0`, and rerun it. Low temperature sharpens the
+#    distribution towards the most likely pieces (repetitive, more common words); high temperature flattens it,
+#    so expect more variety and more broken words from an LM whose perplexity on reviews is still 88.9 per token.
+# 3. **The backward direction and the ensemble** (training: another WikiText-2 pretraining of about 25 minutes,
+#    an LM fine-tuning and a classifier). Start the kernel with `BACKWARD=1` in its environment (the data cell reads
+#    it into `DIRECTIONS`) and rerun the notebook; the forward runs are reused. Look at the "forward + backward" row
+#    against both members: averaging two classifiers that read the text in opposite directions helps when their
+#    errors are partly independent (§5: 5.30% single vs 4.58% bidirectional), but a weak member pulls the average
+#    towards its own errors, so at this scale the ensemble need not beat the better direction.
