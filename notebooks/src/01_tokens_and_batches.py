@@ -62,6 +62,52 @@ try:
 except UlmfitError as e:                    # spaCy is an optional extra: pip install 'ulmfit[fastai]'
     print(e)
 # %% [markdown]
+# ## How many pieces? The vocabulary-size trade-off, measured
+#
+# A subword vocabulary trades the length of a sequence against the size of a table. With few pieces a word splits
+# into several: longer sequences (more LSTM steps per sentence, more of the model spent gluing fragments back
+# together) but a small (V, E) embedding and softmax. With many, most words are one piece: shorter sequences, but
+# an embedding and a softmax that grow with V, and rare pieces that each get few training updates. The cell trains
+# the tokenizer at four sizes on the same 300 articles and counts pieces per word on 20 held-out articles, with
+# what the embedding would cost at the `small` preset's E.
+# %%
+import json
+
+from IPython.display import Markdown
+
+from ulmfit.config import preset
+
+held_out = docs["valid"][:20]
+n_words = sum(len(doc.split()) for doc in held_out)          # WikiText's words: split on spaces
+emb_size = preset("small", "pretrain").model.emb_size
+rows = [f"| pieces V | pieces per word | embedding parameters at E = {emb_size} |", "|---|---|---|"]
+for vocab in (250, 1000, 4000, 8000):
+    tok = Tokenizer.train(docs["train"][:300], TokenizerConfig(vocab_size=vocab), RUNS / f"nb01-vocab{vocab}")
+    n_pieces = sum(len(tok.encode_document(doc)) for doc in held_out)
+    rows.append(f"| {tok.vocab_size:,} | {n_pieces / n_words:.2f} | {tok.vocab_size * emb_size:,} |")
+Markdown("\n".join(rows))
+# %% [markdown]
+# From 250 to 8,000 pieces the held-out text needs about half as many pieces (2.86 → 1.49 a word) while the
+# embedding grows 32-fold, and past 4,000 the sequences barely shorten (1.60 → 1.49) for twice the table; the counts
+# include one BOS per article and one EOS per line. Which size pays off downstream is a question for the whole pipeline, not
+# for the tokenizer: `benchmarks/lm_size_vocab.py` pretrained LMs of the shipped size for 15 CPU-minutes each, with
+# 8,000 SentencePiece pieces and with fastai's kind of vocabulary (30,000 words), then fine-tuned classifiers from
+# each on three development sets. The cell reads its results.
+# %%
+size_vocab = [json.loads(line) for line in open(Path("..") / "benchmarks" / "results" / "lm_size_vocab.jsonl")]
+rows = ["| pretrained LM | V | parameters | tokens seen in 15 min | mean validation accuracy of `ulmfit fit` |",
+        "|---|---|---|---|---|"]
+for lm_row in (r for r in size_vocab if r["kind"] == "lm"):
+    fits = [r["valid_ulmfit"] for r in size_vocab if r["kind"] == "fit" and r["variant"] == lm_row["variant"]]
+    rows.append(f"| {lm_row['variant']} | {lm_row['vocab']:,} | {lm_row['params']:,} | {lm_row['tokens_seen']:,} | "
+                f"{np.mean(fits):.1%} |")
+Markdown("\n".join(rows))
+# %% [markdown]
+# At the same compute the 30,000-word vocabulary made a model with more than twice the parameters (most of them
+# embedding and softmax), which saw about a third of the tokens in its 15 minutes, and its classifiers came out
+# behind the 8,000-piece ones: that is why ulmfit's shipped LM uses 8,000 pieces. With a GPU's compute the answer
+# may move towards larger vocabularies, as the paper's 60,000 words suggest.
+# %% [markdown]
 # ## A numericalised corpus
 #
 # `encode_corpus` writes the whole corpus as one flat id array plus document offsets (`uint16` when the vocabulary
@@ -156,3 +202,56 @@ print("row 0, window 1:", tokenizer.decode(x1[0]))
 # 3. Why can the hidden state be carried from window k to window k+1 of the same row?
 # 4. What problem does a variable window length solve that a fixed one has, and why does the LR scale with it?
 # 5. What would go wrong if `y` were not `x` moved one step along each row?
+# %% [markdown]
+# <details>
+# <summary>Answers (open after trying the questions)</summary>
+#
+# 1. `Tokenizer.train` fits SentencePiece on `apply_rules(doc)`, and `encode_document` applies the same rules before
+#    encoding, so the pieces are learned from the very text they later cut. The rules fix HTML and WikiText escapes
+#    (`&amp;` → `&`, `<br />` → a line break, hence an EOS; ` @-@ ` → `-`), lower-case words behind `xxmaj`
+#    (capitalised) or `xxup` (all caps), and write 4+ repeats of a character as `xxrep n c` (`!!!!` → `xxrep 4 !`;
+#    `Sooo` has only 3 o's, so it stays, where fastai's own rules, 3+, give `xxrep 3 o`) and repeated words as
+#    `xxwrep`. So "The" and "the" share the piece `▁the`, and each marker is one user-defined piece (ids 4–8 above).
+#
+# 2. 26 // 4 = 6 columns, so 4 × 6 = 24 tokens are kept and 24 and 25 (26 mod 4 = 2) are dropped. The last column,
+#    5, 11, 17, 23, is only ever a target (the windows' inputs stop at column 4: T = 3, then 2), and by the same
+#    shift the first column, 0, 6, 12, 18, is only ever an input.
+#
+# 3. Row b of window k+1 is the text that directly follows row b of window k in the stream (the cell asserts
+#    `y0[:, -1] == x1[:, 0]`), so the final hidden state of row b is exactly the context the next window's row b
+#    needs. `LMTask.step` detaches it (backprop stops at the window edge: truncated BPTT), and `reset_carry` sets it
+#    back to zeros only after each epoch, when the stream is reshuffled and the rows no longer continue.
+#
+# 4. With fixed windows the boundaries fall on the same tokens every time the same stream is read, and the
+#    prediction at a window's first position can backpropagate into one input step only (the carried state is
+#    detached), so those positions never train the context behind them (AWD-LSTM §4.1); random lengths, drawn anew
+#    per epoch from (seed, epoch), move the boundaries.
+#    The loss is a mean over the B × T targets, so with a fixed LR a short window would move the weights as much as
+#    a long one, favouring short sequences; scaling the LR by `seq_len / bptt` (AWD-LSTM §4.1) makes each step count
+#    in proportion to the tokens it saw.
+#
+# 5. The model would no longer learn p(next token | past tokens), the objective the LM is pretrained on: with
+#    `y = x` the LSTM reads the token it must predict, so it can learn to copy its input and drive the loss towards
+#    0 (a perplexity towards e⁰ = 1) while learning nothing about language. `LMBatches` gets the shift right by
+#    gathering T + 1 positions per row and returning `tokens[:, :-1], tokens[:, 1:]`.
+#
+# </details>
+# %% [markdown]
+# ## Change this and rerun
+#
+# 1. **The toy fold.** In the "Folding the stream" cell, set `batch_size=5` in `LMBatches(...)` and `5` in
+#    `fold_stream(toy, 5)`, and rerun that cell. Expect 26 // 5 = 5 columns, so only token 25 is dropped, the
+#    targets-only column becomes 4, 9, 14, 19, 24, and the 4 input columns split into windows of T = 3 and T = 1
+#    (the boxes are drawn 4 rows high, so read the printed windows). Then, back at `batch_size=4`, set
+#    `variable_length=True`: `sample_bptt_length` floors every length at 5, and the fold has only 5 input columns,
+#    so expect a single window with T = 5: the floor overrides any `bptt` below it.
+# 2. **The second bump.** In the "Variable-length BPTT" cell, call `sample_bptt_length(70, rng, p=0.5)` and rerun
+#    it. The bump at 35 should grow to the size of the one at 70; the mean should fall to about
+#    0.5 × 70 + 0.5 × 35 = 52.5 (a little lower, as `int()` truncates; 0.95 × 70 + 0.05 × 35 = 68.25 is the
+#    expected value behind the printed 67.8), and the share below 50 should be about one half. Windows that short
+#    move the boundaries more but give each step less context to backpropagate through.
+# 3. **Fixed windows on the real corpus.** In the "Real batches" cell, add `variable_length=False` to
+#    `LMBatches(ids, offsets, batch_size=8, bptt=20, ...)` and rerun it. Both shapes become (8, 20), and the count
+#    is exact arithmetic: 829,899 // 8 = 103,737 columns, of which 103,736 are inputs, in ⌈103,736 / 20⌉ = 5,187
+#    windows, against 5,422 with random lengths (whose mean is a little below 20). The assertion still holds: the
+#    shift by one and the carry-over between rows do not depend on how long the windows are.

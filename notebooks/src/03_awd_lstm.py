@@ -43,6 +43,52 @@ print("logits          ", tuple(out.logits.shape), "(B, T, V)")
 for layer, (raw, dropped, (h, c)) in enumerate(zip(out.raw_outputs, out.dropped_outputs, out.hidden)):
     print(f"layer {layer}: raw {tuple(raw.shape)}  dropped {tuple(dropped.shape)}  h {tuple(h.shape)}  c {tuple(c.shape)}")
 # %% [markdown]
+# ## Inside one LSTM layer: the gate equations the fused kernel computes
+#
+# Each `WeightDropLSTM` calls torch's fused LSTM kernel (oneDNN on CPU, cuDNN on a GPU) once per window; the kernel
+# runs these equations for t = 1 … T inside C++ (Hochreiter & Schmidhuber 1997, in torch's `nn.LSTM` form, gate
+# order i, f, g, o; σ is the logistic sigmoid, ⊙ the elementwise product):
+#
+# $$\begin{aligned}
+# i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}) &&\text{input gate: how much of the candidate to write}\\
+# f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) &&\text{forget gate: how much of the old cell to keep}\\
+# g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) &&\text{candidate cell content}\\
+# o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}) &&\text{output gate: how much of the cell to show}\\
+# c_t &= f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)
+# \end{aligned}$$
+#
+# ```
+#            c_{t-1} ──(×f_t)──(+)───────────────┬──────────────> c_t
+#                                 │               │
+#                            (i_t × g_t)        tanh
+#                                 │               │
+#   x_t, h_{t-1} ──> [ i  f  g  o  = 4 affine maps + σ/tanh ]   (× o_t) ──> h_t  (the layer's output at t)
+# ```
+#
+# The four W_{i·} stack into `weight_ih` (4H, I) and the four W_{h·} into `weight_hh_raw` (4H, H), i, f, g, o from
+# top to bottom. Weight-drop (notebook 02) masks `weight_hh_raw`, so the same dropped W_h serves every step t of the
+# window: DropConnect on the recurrence, with the kernel left untouched. The cell below computes the first layer's
+# outputs step by step with these equations, a Python loop over time that is for reading only (it is what the
+# kernel does in one call), and checks them against the layer.
+# %%
+layer = model.encoder.rnns[0].eval()                                 # eval: the raw W_h, no weight-drop mask
+x = torch.randn(2, 5, layer.input_size)                              # (B, T, I)
+h = c = torch.zeros(2, layer.hidden_size)                            # (B, H)
+steps = []
+for t in range(x.shape[1]):
+    gates = x[:, t] @ layer.weight_ih.T + layer.bias_ih + h @ layer.weight_hh_raw.T + layer.bias_hh   # (B, 4H)
+    i, f, g, o = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    steps.append(h)
+by_hand = torch.stack(steps, dim=1)                                  # (B, T, H)
+with torch.no_grad():
+    fused, (h_n, c_n) = layer(x, (torch.zeros(1, 2, layer.hidden_size), torch.zeros(1, 2, layer.hidden_size)))
+print("by hand vs fused kernel, largest difference:", f"{(by_hand - fused).abs().max().item():.1e}")
+print("last h and c match the returned state:", torch.allclose(h, h_n[0], atol=1e-6), torch.allclose(c, c_n[0], atol=1e-6))
+assert torch.allclose(by_hand, fused, atol=1e-5)
+model.train()
+# %% [markdown]
 # ## The hidden state goes in and comes out
 #
 # The module keeps no state of its own. Reading a sequence in two halves, passing the first half's hidden state to
@@ -145,3 +191,53 @@ plt.show()
 # 4. Why is the tied embedding/decoder weight counted once, and in which layer group does it sit?
 # 5. What loss does a model that guesses uniformly over V pieces have, and why does training beat it within a few
 #    dozen steps?
+# %% [markdown]
+# <details>
+# <summary>Answers (open after trying the questions)</summary>
+#
+# 1. The decoder computes E h^{(L)}_t + b with the (V, E) embedding matrix as its weight. Its input, the last
+#    layer's output, must therefore have E units. `layer_sizes` makes the stack E → H → … → H → E, printed above as
+#    [(32, 64), (64, 32)] for `tiny`. Only the outputs of the lower layers use H; that the two sizes can differ is
+#    AWD-LSTM §4.5.
+# 2. Per layer, the forward returns three things:
+#    - the raw output (B, T, H_l), taken before dropout; TAR reads the last layer's;
+#    - the dropped output, after locked dropout (`dropout_hidden` between layers, `dropout_output` after the last;
+#      p = 0.15 and 0.1 in the printed model); AR reads the last layer's, and so does the decoder;
+#    - the new hidden state (h, c), each (1, B, H_l), which the loop carries to the next window.
+#
+#    Embedding dropout, input dropout and weight-drop act inside the forward and read none of these outputs.
+# 3. In training mode every forward draws fresh masks: the embedding dropout, the locked dropouts and the
+#    weight-dropped U. Reading the sequence whole uses one set of masks for all 10 steps. Reading it in two halves
+#    draws two different sets, so the logits differ. Eval mode draws no masks, so the two readings compute the same
+#    function.
+# 4. The decoder's weight *is* the embedding's Parameter object, and `model.parameters()` yields a shared Parameter
+#    only once; `layer_groups` likewise adds `decoder.weight` only when it is not the embedding weight. It sits in the
+#    top group, `embedding`, with the decoder bias: 33,000 parameters in 2 tensors, that is 1000 × 32 + 1000. Adding
+#    the two LSTM groups gives 25,088 + 12,544 + 33,000 = 70,632, the `tiny` total in the table. As the top group, it
+#    is the one trained first when the LM is fine-tuned with the rest frozen, and the one given the highest
+#    discriminative LR (ULMFiT §3.2).
+# 5. A uniform guess over V pieces has a cross-entropy of ln V = ln 1000 ≈ 6.9 nats per token. A freshly built model
+#    is close to that (a zero decoder bias and small weights give nearly equal logits), so the curve starts at the
+#    dashed line. Piece frequencies are far from uniform, so learning just the unigram distribution (through the
+#    decoder bias and the tied embedding) already beats ln V. The curve is well below the line within a few dozen
+#    steps, before the model learns short-range context.
+#
+# </details>
+# %% [markdown]
+# ## Change this and rerun
+#
+# 1. **Untie the decoder.** In the build cell, add `tie_weights=False` to the `dataclasses.replace(...)` call that
+#    makes `config`. Delete that cell's `assert model.decoder.weight is ...`, which now fails by design. Then rerun it
+#    and the cells after it. The `embedding` layer group should hold 3 tensors and 32,000 + 32,000 + 1,000 = 65,000
+#    parameters, since the decoder now has its own (V, E) matrix. The training cell builds `lm` from the same
+#    `config`, so it trains untied. AWD-LSTM §4.4 reports that tying improves perplexity as well as cutting the
+#    parameter count (after Inan et al. 2016 and Press & Wolf 2017), so the untied curve should be no better. Over
+#    400 noisy steps the difference may not show, which is worth seeing too.
+# 2. **State carry-over in training mode.** In the hidden-state cell, change `model.eval()` to `model.train()`, then
+#    rerun that cell. The first print should say `False` and the `assert` should fail: fresh dropout masks are drawn
+#    for each call (question 3). `torch.no_grad()` does not switch dropout off; only eval mode does.
+# 3. **A bigger vocabulary.** In the training cell, change `TokenizerConfig(vocab_size=1000)` to `vocab_size=4000`,
+#    then rerun that cell. The dashed ln V line moves up to ln 4000 ≈ 8.3, and the model adapts through
+#    `tokenizer.vocab_size`. Expect the per-token loss curve to sit higher, but do not read that as a worse model.
+#    Each piece now covers more text and is chosen from more candidates, so losses per token are not comparable
+#    across vocabularies. Comparing them needs a per-word measure such as the pipeline's `valid_ppl_word` (notebook 04).
