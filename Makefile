@@ -87,7 +87,7 @@ test-all:  ## every test, the slow ones too
 smoke:  ## a tiny three-stage run (seconds)
 	$(MAKE) classify PRESET=tiny PRETRAINED=pretrain RUNS=runs/smoke ARGS="--max-steps 20"
 
-demo: deps  ## the whole pipeline on WikiText-2 + clickbait within 14 minutes of wall time, with a report
+demo: deps  ## pretrain on WikiText-2, then `ulmfit fit` clickbait, within 14 minutes of wall time, with a report
 	$(PY) -m ulmfit.apps.demo --runs $(RUNS)/demo $(ARGS)
 
 pretrain: $(PRETRAIN_DIR)/model.pt  ## stage 1: pretrain the LM (CORPUS, PRESET)

@@ -1,4 +1,5 @@
-"""`make demo`'s plan and its shared wall-time budget (issue 14: within 15 minutes on any CPU)."""
+"""`make demo`'s plan and its shared wall-time budget (issue 14: within 15 minutes on any CPU; issue 27: pretrain,
+then `ulmfit fit`)."""
 import json
 
 import pytest
@@ -7,21 +8,12 @@ from ulmfit.apps import demo
 from ulmfit.config import apply_overrides, preset
 
 
-@pytest.mark.parametrize("stage", list(demo.DEMO))
-def test_every_demo_stage_is_a_valid_config(stage):
+@pytest.mark.parametrize("plan", [demo.PRETRAIN, demo.QUICK_PRETRAIN], ids=["demo", "quick"])
+def test_the_pretraining_overrides_are_a_valid_config(plan):
     """A misspelt override would otherwise surface only minutes into a demo run."""
-    name, overrides, _share = demo.DEMO[stage]
-    cfg = apply_overrides(preset(name, stage), overrides)
+    name, overrides = plan
+    cfg = apply_overrides(preset(name, "pretrain"), overrides)
     assert cfg.train.epochs >= 1
-
-
-def test_the_demo_shares_cover_the_whole_budget():
-    assert sum(share for *_, share in demo.DEMO.values()) == pytest.approx(1.0)
-
-
-def test_a_stage_gets_its_share_of_the_time_still_left():
-    assert demo.stage_minutes(600, [0.2, 0.3, 0.5]) == pytest.approx(2.0)
-    assert demo.stage_minutes(480, [0.3, 0.5]) == pytest.approx(8 * 0.3 / 0.8)
 
 
 class _Clock:
@@ -32,29 +24,47 @@ class _Clock:
         return self.now
 
 
-def test_an_overrun_is_absorbed_by_the_stages_after_it(tmp_path, monkeypatch):
-    """Each stage's max_minutes is its share of what is left when it starts, so a stage that overran (its tokenizing,
-    its last validation) shortens the later stages instead of pushing the demo past its budget."""
+def test_fit_gets_what_pretraining_left_of_the_budget(tmp_path, monkeypatch):
+    """Pretraining's max_minutes is its share of the budget; fit is given the minutes still left when it starts,
+    so a pretraining that overran (its tokenizing, its last validation) shortens fit instead of pushing the demo
+    past its budget."""
     clock, given = _Clock(), {}
     monkeypatch.setattr(demo.time, "perf_counter", clock)
 
-    def fake_stage(stage, spent_s):
-        def run(cfg, *args, **kwargs):
-            given[stage] = cfg.run.max_minutes
-            clock.now += spent_s
-            run_dir = tmp_path / stage
-            run_dir.mkdir()
-            (run_dir / "config.json").write_text(json.dumps({"stage": stage}))
-            return {"stage": stage}
-        return run
+    def fake_pretrain(cfg, data, out, force):
+        given["pretrain"] = cfg.run.max_minutes
+        clock.now += cfg.run.max_minutes * 60 + 60                  # a minute over its share
+        out.mkdir(parents=True)
+        (out / "config.json").write_text(json.dumps({"stage": "pretrain"}))
+        return {"valid_ppl": 80.0}
 
-    plan = {"pretrain": ("tiny", [], 0.25), "finetune": ("tiny", [], 0.25), "classify": ("tiny", [], 0.5)}
-    budget = 10 * 60 * (1 - demo.FINAL_RESERVE)
-    monkeypatch.setattr(demo, "pretrain", fake_stage("pretrain", 0.25 * budget + 60))      # a minute over
-    monkeypatch.setattr(demo, "finetune", fake_stage("finetune", 0))
-    monkeypatch.setattr(demo, "classify", fake_stage("classify", 0))
-    demo.run_demo(tmp_path, plan, minutes=10)
-    assert given["pretrain"] == pytest.approx(0.25 * budget / 60, abs=0.01)
-    left = 0.75 * budget - 60
-    assert given["finetune"] == pytest.approx(left / 3 / 60, abs=0.01)
-    assert given["classify"] == pytest.approx(left / 60, abs=0.01)
+    def fake_fit(data, out, pretrained, minutes, force):
+        given["fit"], given["data"] = minutes, data.dataset
+        (out / "lm").mkdir(parents=True)
+        (out / "config.json").write_text(json.dumps({"stage": "classify"}))
+        (out / "fit.json").write_text(json.dumps({"lm": {"valid_ppl": 30.0}}))
+        return {"test_accuracy": 0.99, "lm_minutes": 2.0, "classifier_minutes": 3.0}
+
+    monkeypatch.setattr(demo, "pretrain", fake_pretrain)
+    monkeypatch.setattr(demo, "fit", fake_fit)
+    results = demo.run_demo(tmp_path, minutes=10)
+    assert given["pretrain"] == pytest.approx(10 * demo.PRETRAIN_SHARE, abs=0.01)
+    assert given["fit"] == pytest.approx(10 * (1 - demo.PRETRAIN_SHARE) - 1, abs=0.01)
+    assert given["data"] == "clickbait"
+    assert list(results) == ["pretrain", "finetune", "classify"]
+    assert results["finetune"]["seconds"] == 120 and results["classify"]["seconds"] == 180   # the report's rows
+
+
+def test_a_finished_stage_is_reused(tmp_path, monkeypatch):
+    """An interrupted demo picks up where it stopped: a complete run dir is not trained again."""
+    for stage, marker in (("pretrain", "model.pt"), ("fit", "fit.json")):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / marker).write_text(json.dumps({"lm": {"valid_ppl": 30.0}}))
+        (tmp_path / stage / "config.json").write_text(json.dumps({"results": {"test_accuracy": 0.99}}))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(demo, "pretrain", refuse)
+    monkeypatch.setattr(demo, "fit", refuse)
+    assert demo.run_demo(tmp_path, minutes=10)["classify"]["test_accuracy"] == 0.99

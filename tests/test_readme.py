@@ -51,3 +51,20 @@ def test_every_technique_names_real_code_tests_and_notebooks():
             assert _defines(ROOT / path, names), f"{technique}: {path}{ids} is not defined"
         for name in re.findall(r"`(\w+)`", notebook):
             assert (ROOT / "notebooks" / f"{name}.ipynb").is_file(), f"{technique}: notebook {name} is missing"
+
+
+def test_the_files_to_read_first_have_the_line_counts_the_readme_and_layout_give():
+    """The README's and docs/layout.md's "Read these first" lists name real files at their real sizes, and the
+    totals add up (a count that drifts as the code grows would mislead a newcomer's first hour)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("**Read these first**", 1)[1].split("\n- ", 1)[0]
+    layout = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8").split("**Read these first**", 1)[1]
+    layout = layout.split("```", 2)[1]
+    listed = {"README": [("ulmfit/" + path, int(n)) for path, n in re.findall(r"`([\w/]+\.py)`\s+(\d+)", readme)],
+              "layout": [(path, int(n)) for path, n in re.findall(r"(ulmfit/[\w/]+\.py)\s+(\d+)", layout)]}
+    for where, files in listed.items():
+        assert len(files) == 8, where
+        for path, n in files:
+            assert len((ROOT / path).read_text(encoding="utf-8").splitlines()) == n, (where, path)
+    assert listed["README"] == listed["layout"]
+    total = sum(n for _, n in listed["README"])
+    assert f"{total:,} lines" in readme

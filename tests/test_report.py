@@ -47,7 +47,9 @@ class TestReport:
 
 @pytest.mark.slow
 def test_quick_demo_runs_all_three_stages(tmp_path, monkeypatch):
-    """`python -m ulmfit.apps.demo --quick` trains the three stages on WikiText-2 and clickbait and writes its report."""
+    """`python -m ulmfit.apps.demo --quick` pretrains on WikiText-2, then `fit`s clickbait headlines (LM fine-tuning
+    and the classifier), and writes its report."""
     from ulmfit.apps.demo import main
     assert main(["--runs", str(tmp_path), "--quick"]) == 0
-    assert (tmp_path / "report.md").is_file() and (tmp_path / "classify" / "model.pt").is_file()
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "fit" / "model.pt").is_file()
+    assert (tmp_path / "fit" / "lm" / "model.pt").is_file()
