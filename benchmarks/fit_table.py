@@ -26,7 +26,7 @@ import torch
 from ulmfit.data import download as datasets
 from ulmfit.config import apply_overrides, preset
 from ulmfit.data.dataspec import DataSpec, labelled_splits
-from ulmfit.fit import DEFAULT_PRETRAINED, fit
+from ulmfit.fit import DEFAULT_PRETRAINED, LM_DIR, fit
 from ulmfit.pipeline import classify, finetune
 from ulmfit.pretrained.model_zoo import resolve_pretrained
 from ulmfit.runtime import cpu_flags, cpu_name
@@ -62,13 +62,13 @@ def run_fixed(spec: DataSpec, out: Path, pretrained, minutes: float) -> dict:
     pretrained_dir = resolve_pretrained(pretrained or DEFAULT_PRETRAINED[False])
     start = time.perf_counter()
     lm_cfg = apply_overrides(preset("small", "finetune"), [f"max_minutes={minutes / 2:.3f}"])
-    lm = finetune(lm_cfg, pretrained_dir, DataSpec.from_texts(splits["train"][0] + splits["valid"][0]), out / "lm",
+    lm = finetune(lm_cfg, pretrained_dir, DataSpec.from_texts(splits["train"][0] + splits["valid"][0]), out / LM_DIR,
                   force=True)
     lm_minutes = (time.perf_counter() - start) / 60
     cls_minutes = max(0.85 * (minutes - lm_minutes), 0.1)
     cls_cfg = apply_overrides(preset("small", "classify"), [f"max_minutes={cls_minutes:.3f}"])
     t0 = time.perf_counter()
-    result = classify(cls_cfg, out / "lm", DataSpec.from_texts(splits["train"], splits["valid"], splits.get("test")),
+    result = classify(cls_cfg, out / LM_DIR, DataSpec.from_texts(splits["train"], splits["valid"], splits.get("test")),
                       out, force=True)
     return dict(result, lm_valid_ppl=lm.get("valid_ppl"), lm_minutes=round(lm_minutes, 2),
                 classifier_minutes=round((time.perf_counter() - t0) / 60, 2))

@@ -21,6 +21,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..config import apply_overrides, preset
+from ..data import download
 from ..data.dataspec import DataSpec
 from ..data.splits import hold_out
 from ..errors import UlmfitError
@@ -59,9 +60,13 @@ def _finished(run_dir: Path, marker: str = ckpt.WEIGHTS_FILE) -> dict | None:
     return None
 
 
+def stage_dirs(runs: Path) -> dict[str, Path]:
+    """Each of the three stages' run dir: fit's LM fine-tuning is its run dir's lm/, its classifier the dir itself."""
+    return {"pretrain": runs / "pretrain", "finetune": runs / "fit" / LM_DIR, "classify": runs / "fit"}
+
+
 def quick_data(dataset: str = DATASET) -> DataSpec:
     """QUICK_ROWS rows of each split, stratified and seeded (the splits are sorted by label), as texts in memory."""
-    from ..data import download
     splits = download.load_labelled(dataset)
     sample = [hold_out(splits[s], n / len(splits[s][0]), seed=0)[1] for s, n in QUICK_ROWS.items()]
     return DataSpec.from_texts(*sample)
@@ -71,7 +76,8 @@ def run_demo(runs: Path, quick: bool = False, corpus: str = "wikitext2", dataset
              force: bool = False, minutes: float = DEMO_MINUTES) -> dict:
     """Pretrain on `corpus`, then `fit` on `dataset`, the two sharing `minutes` of wall time (see above)."""
     deadline = time.perf_counter() + minutes * 60
-    pre_dir, fit_dir = runs / "pretrain", runs / "fit"
+    dirs = stage_dirs(runs)
+    pre_dir, fit_dir = dirs["pretrain"], dirs["classify"]
     name, overrides = QUICK_PRETRAIN if quick else PRETRAIN
     results = {}
     done = None if force else _finished(pre_dir)
@@ -99,15 +105,10 @@ def run_demo(runs: Path, quick: bool = False, corpus: str = "wikitext2", dataset
                                   pretrained=pre_dir, minutes=max(left, 0.5), force=True)
         results["classify"]["seconds"] = round(time.perf_counter() - start, 1)
         _remember(fit_dir, results["classify"])
-    # the report's three stages: fit's LM fine-tuning is its run dir's lm/, its classifier the run dir itself
     fitted = results["classify"]
     lm = dict(ckpt.read_json(fit_dir / FIT_FILE)["lm"], seconds=60 * fitted.get("lm_minutes", 0))
     classifier = dict(fitted, seconds=60 * fitted.get("classifier_minutes", 0))
     return {"pretrain": results["pretrain"], "finetune": lm, "classify": classifier}
-
-
-def stage_dirs(runs: Path) -> dict[str, Path]:
-    return {"pretrain": runs / "pretrain", "finetune": runs / "fit" / LM_DIR, "classify": runs / "fit"}
 
 
 def _remember(run_dir: Path, result: dict) -> None:
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                       "baseline_test_accuracy": cls.get("baseline_test_accuracy"), "minutes": round(total, 2),
                       "report": str(report)}))
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
